@@ -1,0 +1,3 @@
+"""Imports every table module so that ``Base.metadata`` knows all tables (Alembic, tests)."""
+
+from __future__ import annotations
