@@ -69,11 +69,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.environment is Environment.PRODUCTION:
-            if self.key_uri is None:
-                raise InsecureSettingsError(
-                    "production needs FORECOURT_KEY_URI (a key file or an HSM), not a generated key"
-                )
+        if self.environment is Environment.PRODUCTION and self.key_uri is None:
+            raise InsecureSettingsError(
+                "production needs FORECOURT_KEY_URI (a key file or an HSM), not a generated key"
+            )
         return self
 
     @classmethod
