@@ -1,3 +1,5 @@
 """Imports every table module so that ``Base.metadata`` knows all tables (Alembic, tests)."""
 
 from __future__ import annotations
+
+import forecourt.store.edge  # noqa: F401
