@@ -1,0 +1,481 @@
+"""OperatorService: accounts, login with password + TOTP, lock-out, sessions and step-up.
+
+Each public method is one database transaction. A refused login still commits its bookkeeping (the
+failure count, the lock) before the refusal is raised, so an attacker cannot reset the count by
+making the request fail. Every refusal is logged with the operator and a reason code; passwords,
+TOTP secrets, codes and session tokens never reach a log.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from forecourt.edge.operators import totp
+from forecourt.edge.operators.authz import require
+from forecourt.edge.operators.clock import Clock, system_clock
+from forecourt.edge.operators.errors import (
+    AccountLocked,
+    AuthenticationFailed,
+    CsrfMismatch,
+    OperatorError,
+    OperatorNotFound,
+    SessionInvalid,
+    TotpEnrolmentError,
+    UsernameTaken,
+)
+from forecourt.edge.operators.model import Operator
+from forecourt.edge.operators.passwords import PasswordHashing, check_password_policy
+from forecourt.edge.operators.policy import OperatorPolicy
+from forecourt.edge.operators.repository import (
+    OperatorRepository,
+    SessionRepository,
+    to_operator,
+)
+from forecourt.edge.operators.roles import Permission, Role
+from forecourt.edge.operators.tokens import new_token, token_digest, tokens_equal
+from forecourt.edge.operators.totp import TotpEnrolment
+from forecourt.logging import get_logger
+from forecourt.store.edge import EdgeOperator, EdgeSession
+
+_log = get_logger("edge.operators")
+
+
+class AlreadyBootstrapped(OperatorError):
+    """The dealer already has operators; the first admin is created once only."""
+
+    def __init__(self, dealer_id: str) -> None:
+        super().__init__(f"dealer {dealer_id} already has operators")
+        self.dealer_id = dealer_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewOperator:
+    """A created account and the TOTP enrolment to hand to its owner (the first code confirms)."""
+
+    operator: Operator
+    enrolment: TotpEnrolment
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """A new session. ``session_token`` goes in an HttpOnly cookie, ``csrf_token`` in forms."""
+
+    operator: Operator
+    session_id: str
+    session_token: str
+    csrf_token: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"LoginResult(operator={self.operator.id}, session_id={self.session_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedSession:
+    """A live session resolved from its token, for one request."""
+
+    operator: Operator
+    session_id: str
+    csrf_token: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"AuthenticatedSession(operator={self.operator.id}, session_id={self.session_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a credential check decided, applied after the transaction commits."""
+
+    error: OperatorError | None = None
+
+
+class OperatorService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Clock = system_clock,
+        policy: OperatorPolicy | None = None,
+        passwords: PasswordHashing | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self.policy = policy or OperatorPolicy()
+        self._passwords = passwords or PasswordHashing()
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    def create_operator(
+        self,
+        actor: Operator,
+        *,
+        dealer_id: str,
+        username: str,
+        display_name: str,
+        role: Role,
+        password: str,
+    ) -> NewOperator:
+        """Create an account at ``dealer_id`` (``operator.manage`` there); TOTP pending its code."""
+        require(actor, Permission.OPERATOR_MANAGE, dealer_id)
+        created = self._create(dealer_id, username, display_name, role, password)
+        _log.info(
+            "operator_created",
+            operator_id=created.operator.id,
+            dealer_id=dealer_id,
+            role=role.value,
+            by=actor.id,
+        )
+        return created
+
+    def bootstrap_admin(
+        self, dealer_id: str, username: str, display_name: str, password: str
+    ) -> NewOperator:
+        """Create the dealer's first ``dealer_admin``; refused once the dealer has any operator."""
+        with self._sessions.begin() as s:
+            if OperatorRepository(s).count_for_dealer(dealer_id) > 0:
+                raise AlreadyBootstrapped(dealer_id)
+        created = self._create(dealer_id, username, display_name, Role.DEALER_ADMIN, password)
+        _log.info("operator_bootstrapped", operator_id=created.operator.id, dealer_id=dealer_id)
+        return created
+
+    def _create(
+        self, dealer_id: str, username: str, display_name: str, role: Role, password: str
+    ) -> NewOperator:
+        check_password_policy(password, username)
+        now = self._clock()
+        secret = totp.new_secret()
+        row = EdgeOperator(
+            id=str(uuid.uuid4()),
+            dealer_id=dealer_id,
+            username=username,
+            display_name=display_name,
+            role=role.value,
+            password_hash=self._passwords.hash(password),
+            totp_secret=None,
+            totp_pending_secret=secret,
+            totp_last_step=None,
+            failed_attempts=0,
+            locked_until=None,
+            active=True,
+            created_at=now,
+            password_changed_at=now,
+            last_login_at=None,
+        )
+        with self._sessions.begin() as s:
+            repo = OperatorRepository(s)
+            if repo.exists(dealer_id, username):
+                raise UsernameTaken(dealer_id, username)
+            repo.add(row)
+            operator = to_operator(row)
+        enrolment = totp.enrolment_for(secret, username, dealer_id, self.policy.totp_issuer)
+        return NewOperator(operator=operator, enrolment=enrolment)
+
+    def get(self, operator_id: str) -> Operator:
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).get(operator_id)
+            if row is None:
+                raise OperatorNotFound(operator_id)
+            return to_operator(row)
+
+    def list_operators(self, actor: Operator, dealer_id: str) -> list[Operator]:
+        require(actor, Permission.OPERATOR_MANAGE, dealer_id)
+        with self._sessions.begin() as s:
+            return [to_operator(r) for r in OperatorRepository(s).list_for_dealer(dealer_id)]
+
+    def set_active(self, actor: Operator, operator_id: str, active: bool) -> Operator:
+        """Enable or disable an account; disabling ends its sessions at once."""
+        with self._sessions.begin() as s:
+            row = self._managed_row(s, actor, operator_id)
+            row.active = active
+            if not active:
+                SessionRepository(s).revoke_all_for(row.id, self._clock(), "deactivated")
+            result = to_operator(row)
+        _log.info("operator_active_set", operator_id=operator_id, active=active, by=actor.id)
+        return result
+
+    def set_role(self, actor: Operator, operator_id: str, role: Role) -> Operator:
+        """Change a role; sessions end so that no page keeps showing the old powers."""
+        if actor.id == operator_id:
+            raise OperatorError("an operator may not change their own role")
+        with self._sessions.begin() as s:
+            row = self._managed_row(s, actor, operator_id)
+            row.role = role.value
+            SessionRepository(s).revoke_all_for(row.id, self._clock(), "role_changed")
+            result = to_operator(row)
+        _log.info("operator_role_set", operator_id=operator_id, role=role.value, by=actor.id)
+        return result
+
+    def unlock(self, actor: Operator, operator_id: str) -> Operator:
+        """Lift a lock-out before its period ends (``operator.manage``)."""
+        with self._sessions.begin() as s:
+            row = self._managed_row(s, actor, operator_id)
+            row.failed_attempts = 0
+            row.locked_until = None
+            result = to_operator(row)
+        _log.info("operator_unlocked", operator_id=operator_id, by=actor.id)
+        return result
+
+    def _managed_row(self, s: Session, actor: Operator, operator_id: str) -> EdgeOperator:
+        row = OperatorRepository(s).get(operator_id, for_update=True)
+        if row is None:
+            raise OperatorNotFound(operator_id)
+        require(actor, Permission.OPERATOR_MANAGE, row.dealer_id)
+        return row
+
+    # -- TOTP enrolment -------------------------------------------------------------------------
+
+    def begin_totp_enrolment(self, operator: Operator) -> TotpEnrolment:
+        """A new pending secret for the operator; the current one stays valid until confirmed."""
+        secret = totp.new_secret()
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).get(operator.id, for_update=True)
+            if row is None:
+                raise OperatorNotFound(operator.id)
+            row.totp_pending_secret = secret
+            username, dealer_id = row.username, row.dealer_id
+        _log.info("totp_enrolment_started", operator_id=operator.id)
+        return totp.enrolment_for(secret, username, dealer_id, self.policy.totp_issuer)
+
+    def confirm_totp_enrolment(self, operator: Operator, code: str) -> None:
+        """Make the pending secret the operator's second factor, proven by a first valid code."""
+        now = self._clock()
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).get(operator.id, for_update=True)
+            if row is None:
+                raise OperatorNotFound(operator.id)
+            if row.totp_pending_secret is None:
+                raise TotpEnrolmentError(operator.id, "no enrolment in progress")
+            step = totp.match_step(row.totp_pending_secret, code, now, row.totp_last_step)
+            if step is not None:
+                row.totp_secret = row.totp_pending_secret
+                row.totp_pending_secret = None
+                row.totp_last_step = step
+        if step is None:
+            _log.warning("totp_enrolment_refused", operator_id=operator.id, reason="wrong_code")
+            raise TotpEnrolmentError(operator.id, "wrong code")
+        _log.info("totp_enrolment_confirmed", operator_id=operator.id)
+
+    # -- login and step-up ----------------------------------------------------------------------
+
+    def login(
+        self,
+        dealer_id: str,
+        username: str,
+        password: str,
+        totp_code: str,
+        *,
+        remote_addr: str | None = None,
+    ) -> LoginResult:
+        """Check password then TOTP; on success open a session, on failure count towards a lock.
+
+        A locked account is refused before any credential is looked at. A valid code from a
+        pending enrolment confirms it (the first login of a new operator).
+        """
+        now = self._clock()
+        result: LoginResult | None = None
+        outcome = _Outcome()
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).by_username(dealer_id, username, for_update=True)
+            if row is None:
+                self._passwords.verify_dummy(password)
+                _log.warning(
+                    "login_failed", dealer_id=dealer_id, username=username, reason="unknown_user"
+                )
+                outcome = _Outcome(AuthenticationFailed(username, "unknown_user"))
+            else:
+                outcome = self._check_credentials(s, row, password, totp_code, now)
+                if outcome.error is None:
+                    result = self._open_session(s, row, now, remote_addr)
+        if outcome.error is not None:
+            raise outcome.error
+        assert result is not None
+        _log.info("login_succeeded", operator_id=result.operator.id, session_id=result.session_id)
+        return result
+
+    def verify_step_up(self, operator: Operator, code: str) -> None:
+        """A fresh TOTP code for a sensitive action; wrong codes count towards the lock-out."""
+        now = self._clock()
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).get(operator.id, for_update=True)
+            if row is None:
+                raise OperatorNotFound(operator.id)
+            outcome = self._check_totp_only(s, row, code, now)
+        if outcome.error is not None:
+            raise outcome.error
+        _log.info("step_up_succeeded", operator_id=operator.id)
+
+    def _check_credentials(
+        self, s: Session, row: EdgeOperator, password: str, code: str, now: datetime
+    ) -> _Outcome:
+        refused = self._refuse_locked_or_inactive(row, now)
+        if refused is not None:
+            return refused
+        if not self._passwords.verify(row.password_hash, password):
+            return self._fail(s, row, "password", now)
+        outcome = self._consume_code(s, row, code, now)
+        if outcome.error is None and self._passwords.needs_rehash(row.password_hash):
+            row.password_hash = self._passwords.hash(password)
+            _log.info("password_rehashed", operator_id=row.id)
+        return outcome
+
+    def _check_totp_only(self, s: Session, row: EdgeOperator, code: str, now: datetime) -> _Outcome:
+        refused = self._refuse_locked_or_inactive(row, now)
+        if refused is not None:
+            return refused
+        if row.totp_secret is None:
+            return self._fail(s, row, "totp_not_enrolled", now)
+        return self._consume_code(s, row, code, now)
+
+    def _refuse_locked_or_inactive(self, row: EdgeOperator, now: datetime) -> _Outcome | None:
+        if row.locked_until is not None:
+            if row.locked_until > now:
+                _log.warning("login_refused_locked", operator_id=row.id, until=row.locked_until)
+                return _Outcome(AccountLocked(row.username, row.locked_until))
+            row.locked_until = None  # the cooling-off period is over: a fresh count starts
+            row.failed_attempts = 0
+        if not row.active:
+            _log.warning("login_failed", operator_id=row.id, reason="inactive")
+            return _Outcome(AuthenticationFailed(row.username, "inactive"))
+        return None
+
+    def _consume_code(self, s: Session, row: EdgeOperator, code: str, now: datetime) -> _Outcome:
+        secret = row.totp_secret or row.totp_pending_secret
+        if secret is None:
+            return self._fail(s, row, "totp_not_enrolled", now)
+        step = totp.match_step(secret, code, now, row.totp_last_step)
+        if step is None:
+            replayed = totp.match_step(secret, code, now, None) is not None
+            return self._fail(s, row, "totp_replayed" if replayed else "totp", now)
+        row.totp_last_step = step
+        if row.totp_secret is None:
+            row.totp_secret, row.totp_pending_secret = secret, None
+            _log.info("totp_enrolment_confirmed", operator_id=row.id)
+        row.failed_attempts = 0
+        return _Outcome()
+
+    def _fail(self, s: Session, row: EdgeOperator, reason: str, now: datetime) -> _Outcome:
+        row.failed_attempts += 1
+        _log.warning(
+            "login_failed", operator_id=row.id, reason=reason, consecutive=row.failed_attempts
+        )
+        if row.failed_attempts >= self.policy.max_failed_attempts:
+            row.locked_until = now + self.policy.lockout_period
+            revoked = SessionRepository(s).revoke_all_for(row.id, now, "locked")
+            _log.warning(
+                "operator_locked",
+                operator_id=row.id,
+                until=row.locked_until,
+                failures=row.failed_attempts,
+                sessions_revoked=revoked,
+            )
+            return _Outcome(AccountLocked(row.username, row.locked_until))
+        return _Outcome(AuthenticationFailed(row.username, reason))
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def _open_session(
+        self, s: Session, row: EdgeOperator, now: datetime, remote_addr: str | None
+    ) -> LoginResult:
+        token = new_token()
+        session = EdgeSession(
+            id=str(uuid.uuid4()),
+            operator_id=row.id,
+            token_sha256=token_digest(token),
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + self.policy.session_lifetime,
+            revoked_at=None,
+            revoked_reason=None,
+            remote_addr=remote_addr,
+        )
+        SessionRepository(s).add(session)
+        row.last_login_at = now
+        return LoginResult(
+            operator=to_operator(row),
+            session_id=session.id,
+            session_token=token,
+            csrf_token=session.csrf_token,
+            expires_at=session.expires_at,
+        )
+
+    def authenticate(self, session_token: str) -> AuthenticatedSession:
+        """Resolve a session token to its live session, refreshing its idle timer."""
+        now = self._clock()
+        reason: str | None = None
+        result: AuthenticatedSession | None = None
+        with self._sessions.begin() as s:
+            session = SessionRepository(s).by_token_digest(token_digest(session_token))
+            row = None if session is None else OperatorRepository(s).get(session.operator_id)
+            if session is None or row is None:
+                reason = "unknown"
+            elif session.revoked_at is not None:
+                reason = "revoked"
+            elif now >= session.expires_at:
+                reason = "expired"
+            elif now - session.last_seen_at >= self.policy.session_idle_timeout:
+                reason = "idle"
+                session.revoked_at, session.revoked_reason = now, "idle"
+            elif not row.active:
+                reason = "inactive"
+            elif row.locked_until is not None and row.locked_until > now:
+                reason = "locked"
+            else:
+                session.last_seen_at = now
+                result = AuthenticatedSession(
+                    operator=to_operator(row),
+                    session_id=session.id,
+                    csrf_token=session.csrf_token,
+                    expires_at=session.expires_at,
+                )
+        if result is None:
+            assert reason is not None
+            _log.info("session_refused", reason=reason)
+            raise SessionInvalid(reason)
+        return result
+
+    @staticmethod
+    def check_csrf(session: AuthenticatedSession, presented: str | None) -> None:
+        """Refuse a state-changing console request whose form lacks this session's CSRF token."""
+        if presented is None or not tokens_equal(session.csrf_token, presented):
+            _log.warning("csrf_refused", session_id=session.session_id)
+            raise CsrfMismatch(session.session_id)
+
+    def logout(self, session_token: str) -> None:
+        """End the session; unknown or already ended tokens are ignored (logout is idempotent)."""
+        now = self._clock()
+        with self._sessions.begin() as s:
+            session = SessionRepository(s).by_token_digest(token_digest(session_token))
+            if session is None or session.revoked_at is not None:
+                return
+            session.revoked_at, session.revoked_reason = now, "logout"
+            session_id = session.id
+        _log.info("logout", session_id=session_id)
+
+    def change_password(self, operator: Operator, current_password: str, new_password: str) -> None:
+        """Change one's own password; every session of the operator ends, this one included."""
+        now = self._clock()
+        check_password_policy(new_password, operator.username)
+        outcome = _Outcome()
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).get(operator.id, for_update=True)
+            if row is None:
+                raise OperatorNotFound(operator.id)
+            outcome = self._refuse_locked_or_inactive(row, now) or _Outcome()
+            if outcome.error is None and not self._passwords.verify(
+                row.password_hash, current_password
+            ):
+                outcome = self._fail(s, row, "password", now)
+            if outcome.error is None:
+                row.password_hash = self._passwords.hash(new_password)
+                row.password_changed_at = now
+                revoked = SessionRepository(s).revoke_all_for(row.id, now, "password_changed")
+        if outcome.error is not None:
+            raise outcome.error
+        _log.info("password_changed", operator_id=operator.id, sessions_revoked=revoked)
