@@ -1,0 +1,302 @@
+"""The issuing side (the cloud): director and image repositories and the bundle builder.
+
+The image repository is signed with offline keys and publishes what exists (image name, length,
+hashes, hardware id, release counter). The director signs, on demand and with online keys, what
+one car gets in one activation. Offline packages are signed by the director's narrowly scoped
+offline role (listed in the director root under ``forecourt_offline_role``, own keys, single VIN,
+single use, bounded window) and carry no timestamp/snapshot, so a car waiting on a lot for weeks
+is not frozen out by a one-day online expiry.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from nacl.public import PublicKey, SealedBox
+
+from forecourt.trust._sslib import (
+    Metadata,
+    MetaFile,
+    Role,
+    Root,
+    Signer,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+from forecourt.trust.canonical import canonical_bytes
+from forecourt.trust.keys import public_key_of
+from forecourt.trust.model import (
+    ACTIVATION_FIELD,
+    BUNDLE_FORMAT,
+    OFFLINE_ROLE_FIELD,
+    FeatureGrant,
+    Freshness,
+    OfflineFreshness,
+)
+
+__all__ = [
+    "BundleBuilder",
+    "Repository",
+    "RepositoryKeys",
+    "RoleSigners",
+    "TopLevelMetadata",
+]
+
+
+@dataclass(frozen=True)
+class RoleSigners:
+    """The signers of one role and how many of them must sign."""
+
+    signers: Sequence[Signer]
+    threshold: int = 1
+
+
+@dataclass(frozen=True)
+class RepositoryKeys:
+    root: RoleSigners
+    timestamp: RoleSigners
+    snapshot: RoleSigners
+    targets: RoleSigners
+    offline: RoleSigners | None = None
+
+
+@dataclass(frozen=True)
+class TopLevelMetadata:
+    """One repository's signed metadata as carried in a bundle."""
+
+    roots: Sequence[Metadata[Root]]
+    timestamp: Metadata[Timestamp] | None
+    snapshot: Metadata[Snapshot] | None
+    targets: Metadata[Targets]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": [r.to_dict() for r in self.roots],
+            "timestamp": self.timestamp.to_dict() if self.timestamp else None,
+            "snapshot": self.snapshot.to_dict() if self.snapshot else None,
+            "targets": self.targets.to_dict(),
+        }
+
+
+def _sign(md: Metadata[Any], signers: Sequence[Signer]) -> None:
+    for signer in signers:
+        md.sign(signer, append=True)
+
+
+class Repository:
+    """A TUF repository (director or image) that keeps its root history for rotation."""
+
+    def __init__(
+        self,
+        keys: RepositoryKeys,
+        root_expires: datetime,
+        offline_max_window: timedelta = timedelta(days=30),
+    ) -> None:
+        self.keys = keys
+        self._offline_max_window = offline_max_window
+        self.roots: list[Metadata[Root]] = []
+        self._version = 0
+        root = self._root_payload(keys, 1, root_expires)
+        md = Metadata(root)
+        _sign(md, keys.root.signers)
+        self.roots.append(md)
+
+    def _root_payload(self, keys: RepositoryKeys, version: int, expires: datetime) -> Root:
+        root = Root(version=version, expires=expires, consistent_snapshot=True)
+        for name in ("root", "timestamp", "snapshot", "targets"):
+            role: RoleSigners = getattr(keys, name)
+            root.roles[name] = Role([], role.threshold)
+            for signer in role.signers:
+                root.add_key(public_key_of(signer), name)
+        if keys.offline is not None:
+            ids = []
+            for signer in keys.offline.signers:
+                key = public_key_of(signer)
+                root.keys[key.keyid] = key
+                ids.append(key.keyid)
+            root.unrecognized_fields[OFFLINE_ROLE_FIELD] = {
+                "keyids": ids,
+                "threshold": keys.offline.threshold,
+                "max_window_seconds": int(self._offline_max_window.total_seconds()),
+            }
+        return root
+
+    @property
+    def root(self) -> Metadata[Root]:
+        return self.roots[-1]
+
+    def rotate_root(
+        self, new_keys: RepositoryKeys, expires: datetime, version_step: int = 1
+    ) -> Metadata[Root]:
+        """Publish root N+1, signed by the old root's and the new root's signers (TUF §5.3.4)."""
+        version = self.root.signed.version + version_step
+        md = Metadata(self._root_payload(new_keys, version, expires))
+        _sign(md, [*self.keys.root.signers, *new_keys.root.signers])
+        self.roots.append(md)
+        self.keys = new_keys
+        return md
+
+    def publish(self, targets: Targets, expires: datetime) -> TopLevelMetadata:
+        """Sign targets, snapshot and timestamp (all online roles) over ``targets``."""
+        self._version += 1
+        targets.version = self._version
+        targets.expires = expires
+        targets_md = Metadata(targets)
+        _sign(targets_md, self.keys.targets.signers)
+        snapshot = Snapshot(
+            version=self._version, expires=expires, meta={"targets.json": MetaFile(self._version)}
+        )
+        snapshot_md = Metadata(snapshot)
+        _sign(snapshot_md, self.keys.snapshot.signers)
+        timestamp = Timestamp(
+            version=self._version, expires=expires, snapshot_meta=MetaFile(self._version)
+        )
+        timestamp_md = Metadata(timestamp)
+        _sign(timestamp_md, self.keys.timestamp.signers)
+        return TopLevelMetadata(list(self.roots[1:]), timestamp_md, snapshot_md, targets_md)
+
+    def publish_offline(self, targets: Targets, expires: datetime) -> TopLevelMetadata:
+        """Sign targets with the offline role only (no timestamp/snapshot)."""
+        if self.keys.offline is None:
+            raise ValueError("this repository has no offline role")
+        self._version += 1
+        targets.version = self._version
+        targets.expires = expires
+        md = Metadata(targets)
+        _sign(md, self.keys.offline.signers)
+        return TopLevelMetadata(list(self.roots[1:]), None, None, md)
+
+
+class ImageRepository(Repository):
+    """The image repository: what images exist, with Uptane custom fields."""
+
+    def __init__(self, keys: RepositoryKeys, root_expires: datetime) -> None:
+        super().__init__(keys, root_expires)
+        self.targets = Targets()
+
+    def add_image(
+        self, name: str, data: bytes, hardware_id: str, release_counter: int, version: str
+    ) -> TargetFile:
+        target = TargetFile.from_data(name, data, ["sha256"])
+        target.unrecognized_fields["custom"] = {
+            "hardwareId": hardware_id,
+            "releaseCounter": release_counter,
+            "version": version,
+        }
+        self.targets.targets[name] = target
+        return target
+
+    def publish_images(self, expires: datetime) -> TopLevelMetadata:
+        return self.publish(self.targets, expires)
+
+
+@dataclass
+class _EcuOrder:
+    hardware_id: str
+    sealing_key: bytes
+    images: list[TargetFile] = field(default_factory=list)
+    features: list[FeatureGrant] = field(default_factory=list)
+    secrets: dict[str, bytes] = field(default_factory=dict)
+
+
+class BundleBuilder:
+    """Collects what one activation of one car does, then signs it into a bundle.
+
+    The builder trusts its caller (the cloud's authorisation has already decided); the car's
+    verifier re-checks everything, so a wrong call here produces a bundle the car refuses.
+    """
+
+    def __init__(
+        self,
+        vin: str,
+        freshness: Freshness,
+        activation_counter: int,
+        compliance: Mapping[str, Any] | None = None,
+        consent: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.vin = vin
+        self.freshness = freshness
+        self.activation_counter = activation_counter
+        self.compliance = dict(compliance or {})
+        self.consent = dict(consent or {})
+        self._ecus: dict[str, _EcuOrder] = {}
+
+    def add_ecu(self, serial: str, hardware_id: str, sealing_public_key: bytes) -> None:
+        self._ecus[serial] = _EcuOrder(hardware_id, sealing_public_key)
+
+    def add_image(self, serial: str, image: TargetFile) -> None:
+        """Install ``image`` (the image repository's entry) on ECU ``serial``."""
+        self._ecus[serial].images.append(image)
+
+    def add_feature(self, grant: FeatureGrant) -> None:
+        self._ecus[grant.ecu_serial].features.append(grant)
+
+    def add_secret(self, serial: str, name: str, value: bytes) -> None:
+        """Seal ``value`` to the ECU's X25519 key now: the bundle never holds it in clear."""
+        self._ecus[serial].secrets[name] = value
+
+    def director_targets(self) -> Targets:
+        targets = Targets()
+        ecus: dict[str, Any] = {}
+        for serial, order in sorted(self._ecus.items()):
+            for image in order.images:
+                custom = dict(image.custom or {})
+                target = TargetFile(
+                    image.length,
+                    dict(image.hashes),
+                    f"{serial}/{image.path}",
+                    {
+                        "custom": {
+                            "ecuIdentifier": serial,
+                            "hardwareId": order.hardware_id,
+                            "releaseCounter": custom.get("releaseCounter", 0),
+                            "version": custom.get("version", ""),
+                            "image": image.path,
+                        }
+                    },
+                )
+                targets.targets[target.path] = target
+            box = SealedBox(PublicKey(order.sealing_key))
+            ecus[serial] = {
+                "hardware_id": order.hardware_id,
+                "features": [g.to_dict() for g in order.features],
+                "secrets": {
+                    name: base64.b64encode(box.encrypt(value)).decode()
+                    for name, value in sorted(order.secrets.items())
+                },
+            }
+        targets.unrecognized_fields[ACTIVATION_FIELD] = {
+            "vin": self.vin,
+            "activation_counter": self.activation_counter,
+            "freshness": self.freshness.to_dict(),
+            "ecus": ecus,
+            "compliance": self.compliance,
+            "consent": self.consent,
+        }
+        return targets
+
+    def build(
+        self,
+        director: Repository,
+        image_metadata: TopLevelMetadata,
+        expires: datetime,
+    ) -> bytes:
+        """Sign the director's part and return the canonical bundle bytes."""
+        targets = self.director_targets()
+        if isinstance(self.freshness, OfflineFreshness):
+            director_md = director.publish_offline(targets, expires)
+        else:
+            director_md = director.publish(targets, expires)
+        return canonical_bytes(
+            {
+                "format": BUNDLE_FORMAT,
+                "director": director_md.to_dict(),
+                "image": image_metadata.to_dict(),
+            }
+        )
