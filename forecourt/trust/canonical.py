@@ -66,6 +66,7 @@ def parse_bounded(data: bytes, max_bytes: int, what: str) -> dict[str, Any]:
     try:
         obj = json.loads(
             data.decode("utf-8"),
+            strict=False,  # canonical JSON leaves control characters (PEM newlines) unescaped
             object_pairs_hook=_no_duplicates,
             parse_float=_refuse_float,
             parse_constant=_refuse_float,

@@ -137,7 +137,13 @@ def _parse_pkcs11_uri(uri: str) -> _Pkcs11Ref:
 def _open_session(ref: _Pkcs11Ref, rw: bool = False) -> Any:
     try:
         lib = pkcs11.lib(ref.module_path)
-        token = lib.get_token(token_label=ref.token)
+        try:
+            token = lib.get_token(token_label=ref.token)
+        except pkcs11.exceptions.NoSuchToken:
+            # The module is initialised once per process and caches its slot list; a token
+            # created since (e.g. by softhsm2-util) appears after a re-initialisation.
+            lib.reinitialize()
+            token = lib.get_token(token_label=ref.token)
         return token.open(user_pin=ref.pin, rw=rw)
     except pkcs11.exceptions.PinIncorrect as exc:
         raise WrongKeyPassword(f"wrong PIN for token {ref.token}", token=ref.token) from exc
