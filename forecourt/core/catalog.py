@@ -36,13 +36,15 @@ class Catalog:
     def newest_packages(
         self, hardware_number: str, model: str, market: Market, languages: tuple[str, ...]
     ) -> tuple[SoftwarePackage, ...]:
-        """Per package name, the newest version that fits; language packs only for ``languages``.
+        """Per package name, the newest release that fits; language packs only for ``languages``.
 
-        Sorted by name, so two calls with the same catalog give the same answer.
+        Pre-releases (``2.0.0-rc.1``) are never chosen automatically: they reach cars only through
+        an explicit campaign, not through an activation. Sorted by name, so two calls with the
+        same catalog give the same answer.
         """
         newest: dict[str, SoftwarePackage] = {}
         for package in self.packages:
-            if not package.fits(hardware_number, model, market):
+            if package.version.prerelease or not package.fits(hardware_number, model, market):
                 continue
             if package.language is not None and package.language not in languages:
                 continue
