@@ -82,6 +82,8 @@ class _Attempt:
         self.part = part
         self.expected = expected
         self.have = 0
+        self.received = 0
+        self.restarts = 0
         self.hash = hashlib.sha256()
         if part.exists():
             with part.open("rb") as kept:
@@ -100,6 +102,7 @@ class _Attempt:
         out.write(chunk)
         self.hash.update(chunk)
         self.have += len(chunk)
+        self.received += len(chunk)
 
 
 class ResumableDownloader:
@@ -136,14 +139,12 @@ class ResumableDownloader:
         """Fetch ``url`` into ``dest``; return once ``dest`` holds exactly ``expected``."""
         state = _Attempt(self.part_path(dest), expected)
         resumed_from = state.have
-        transferred = requests = restarts = failures = 0
+        requests = failures = 0
         etag = expected.etag
         while state.have < expected.size or (requests == 0 and expected.size == 0):
             requests += 1
             try:
-                got, restarted, etag = self._fetch(url, state, etag, progress)
-                transferred += got
-                restarts += restarted
+                etag = self._fetch(url, state, etag, progress)
             except (httpx.TransportError, _Transient) as exc:
                 failures += 1
                 error = f"{type(exc).__name__}: {exc}"
@@ -159,20 +160,21 @@ class ResumableDownloader:
             url=url,
             sha256=expected.sha256,
             resumed_from=resumed_from,
-            transferred=transferred,
+            transferred=state.received,
             requests=requests,
         )
-        return DownloadResult(expected, dest, resumed_from, transferred, requests, restarts)
+        return DownloadResult(
+            expected, dest, resumed_from, state.received, requests, state.restarts
+        )
 
     def _fetch(
         self, url: str, state: _Attempt, etag: str, progress: ProgressCallback | None
-    ) -> tuple[int, int, str]:
-        """One request; returns (bytes received, restarts, etag). Raises on failure."""
+    ) -> str:
+        """One request, appending to the partial file; returns the ETag to resume with."""
         expected = state.expected
         headers = {}
         if state.have > 0:
             headers = {"range": f"bytes={state.have}-", "if-range": etag}
-        received = restarted = 0
         with self._client.stream("GET", url, headers=headers) as response:
             status = response.status_code
             if status == 206:
@@ -181,7 +183,7 @@ class ResumableDownloader:
                 if state.have > 0:
                     _log.info("download_restarted", url=url, discarded=state.have)
                     state.reset()
-                    restarted = 1
+                    state.restarts += 1
                 self._check_length(url, response, expected)
             elif status == 416 and state.have > 0:
                 state.reset()
@@ -200,7 +202,6 @@ class ResumableDownloader:
                                 url, f"{expected.size} bytes", "more bytes than expected"
                             )
                         state.append(out, chunk)
-                        received += len(chunk)
                         if progress is not None:
                             progress(state.have, expected.size)
                 finally:
@@ -208,7 +209,7 @@ class ResumableDownloader:
                     os.fsync(out.fileno())
         if state.have < expected.size:
             raise _Transient(f"body ended at {state.have} of {expected.size} bytes")
-        return received, restarted, etag
+        return etag
 
     @staticmethod
     def _check_content_range(url: str, response: httpx.Response, state: _Attempt) -> None:
