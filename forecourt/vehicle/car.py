@@ -1,0 +1,345 @@
+"""The simulated car: the gateway's routing table, its ECUs, and the all-or-nothing apply.
+
+Apply (routine FF00 on the gateway) in steps, each announced to an :data:`ApplyHook` so tests can
+cut the power between any two of them:
+
+``verify`` -> ``stage:<ECU>`` per target ECU (image copied to a new slot file, fsynced) ->
+``commit`` (the new state document is written to a temp file) -> ``rename`` (atomic replace: the
+commit point) -> ``cleanup`` (slots no longer referenced are removed).
+
+Before ``rename`` the committed document still describes the old car and staged slots are orphans
+swept at the next load; after it the document describes the new car. A refused or failed apply
+records a DTC on the gateway and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import shutil
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from forecourt.logging import get_logger
+from forecourt.vehicle.dids import Preconditions, canonical_json
+from forecourt.vehicle.ecu import Ecu
+from forecourt.vehicle.faults import ApplyHook, FaultPlan, no_hook
+from forecourt.vehicle.seams import (
+    ActivationPlan,
+    BundleVerifier,
+    CarView,
+    EcuView,
+    RefuseAllAuthenticator,
+    RefuseAllVerifier,
+    TesterAuthenticator,
+    TrustRefusal,
+)
+from forecourt.vehicle.storage import (
+    CarState,
+    CarStore,
+    DtcRecord,
+    FeatureState,
+    InstalledImage,
+)
+from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
+from forecourt.vehicle.uds.session import Clock, SystemClock
+
+_log = get_logger("vehicle.car")
+
+GATEWAY_ADDRESS = 0x1000
+DTC_ACTIVATION_REFUSED = 0xD10000  # | NRC: bundle refused by verification
+DTC_ACTIVATION_FAILED = 0xD20000  # | NRC: verified bundle failed to apply (flash, preconditions)
+DTC_STATUS_CONFIRMED = 0x09  # testFailed | confirmedDTC
+ROUTINE_OK, ROUTINE_NOT_APPLIED = 0x00, 0x01
+MAX_OPEN_NONCES = 8
+
+
+class FlashFailure(Exception):
+    """Writing an image to an ECU's slot failed (injected, or an I/O error)."""
+
+
+@dataclass
+class CarServices:
+    """What a car needs from outside: the trust seams, time, faults and the power-loss hook."""
+
+    verifier: BundleVerifier = field(default_factory=RefuseAllVerifier)
+    authenticator: TesterAuthenticator = field(default_factory=RefuseAllAuthenticator)
+    clock: Clock = field(default_factory=SystemClock)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    apply_hook: ApplyHook = no_hook
+
+
+def security_secret_path(store: CarStore, address: int) -> Path:
+    return store.keys_dir() / f"{address:04X}.seedkey"
+
+
+class Car:
+    def __init__(self, store: CarStore, services: CarServices | None = None) -> None:
+        self.store = store
+        self.services = services or CarServices()
+        self.state: CarState = store.load()
+        self.gateway_address = GATEWAY_ADDRESS
+        self.preconditions = Preconditions()
+        self._issued_nonces: list[bytes] = []
+        self._results: dict[int, int] = {}
+        self.ecus: dict[int, Ecu] = {
+            address: Ecu(
+                self,
+                address,
+                security_secret=security_secret_path(store, address).read_bytes(),
+                authenticator=self.services.authenticator,
+                clock=self.services.clock,
+            )
+            for address in self.state.ecus
+        }
+
+    @property
+    def vin(self) -> str:
+        return self.state.vin
+
+    @property
+    def eid(self) -> bytes:
+        return bytes.fromhex(self.state.eid)
+
+    @property
+    def gid(self) -> bytes:
+        return bytes.fromhex(self.state.gid)
+
+    def ecu(self, address: int) -> Ecu | None:
+        return self.ecus.get(address)
+
+    # nonces, DIDs ---------------------------------------------------------------------------
+    def issue_nonce(self) -> bytes:
+        """FD00: a fresh nonce per read, valid until used once or pushed out by newer ones."""
+        nonce = secrets.token_bytes(16)
+        self._issued_nonces = [*self._issued_nonces, nonce][-MAX_OPEN_NONCES:]
+        return nonce
+
+    def feature_status(self, ecu_address: int | None) -> list[dict[str, object]]:
+        now = self.services.now()
+        return [
+            {
+                "feature": f.feature_id,
+                "ecu": f"{f.ecu_address:04X}",
+                "valid_until": f.valid_until,
+                "active": f.valid_until is None or datetime.fromisoformat(f.valid_until) > now,
+            }
+            for f in self.state.features
+            if ecu_address is None or f.ecu_address == ecu_address
+        ]
+
+    def version_report(self, ecu_address: int | None) -> bytes:
+        """FD04: what is installed and active; the gateway reports the whole vehicle."""
+        ecus = [e for a, e in sorted(self.state.ecus.items()) if ecu_address in (None, a)]
+        return canonical_json(
+            {
+                "vin": self.state.vin,
+                "activation_counter": self.state.activation_counter,
+                "last_bundle_id": self.state.last_bundle_id,
+                "ecus": [
+                    {
+                        "address": f"{e.address:04X}",
+                        "serial": e.serial_number,
+                        "hardware": e.hardware_number,
+                        "images": {
+                            n: {"version": i.version, "sha256": i.sha256, "length": i.length}
+                            for n, i in sorted(e.images.items())
+                        },
+                    }
+                    for e in ecus
+                ],
+                "features": self.feature_status(ecu_address),
+            }
+        )
+
+    def view(self) -> CarView:
+        return CarView(
+            vin=self.state.vin,
+            option_codes=tuple(self.state.option_codes),
+            ecus=tuple(
+                EcuView(
+                    address=e.address,
+                    serial_number=e.serial_number,
+                    hardware_number=e.hardware_number,
+                    installed={n: i.version for n, i in e.images.items()},
+                    sealing_public_key=e.sealing_public_key,
+                )
+                for e in self.state.ecus.values()
+            ),
+            activation_counter=self.state.activation_counter,
+            issued_nonces=tuple(self._issued_nonces),
+            used_nonces=tuple(bytes.fromhex(n) for n in self.state.used_nonces),
+            oem_root_pem=self.state.oem_root_pem,
+            active_features=tuple(f.feature_id for f in self.state.features),
+        )
+
+    def routine_results(self) -> bytes:
+        """FF00 requestRoutineResults: per ECU, address (2 bytes) + outcome (0 = applied)."""
+        return b"".join(struct.pack(">HB", a, r) for a, r in sorted(self._results.items()))
+
+    # small committed changes ----------------------------------------------------------------
+    def write_repair_shop_code(self, address: int, code: str) -> None:
+        state = copy.deepcopy(self.state)
+        state.ecus[address].repair_shop_code = code
+        self._commit(state)
+
+    def clear_dtcs(self, address: int) -> None:
+        state = copy.deepcopy(self.state)
+        state.dtcs = [d for d in state.dtcs if d.ecu_address != address]
+        self._commit(state)
+
+    def record_dtc(self, code: int, reason: str, address: int | None = None) -> None:
+        state = copy.deepcopy(self.state)
+        state.dtcs.append(
+            DtcRecord(
+                code=code,
+                status=DTC_STATUS_CONFIRMED,
+                ecu_address=address if address is not None else self.gateway_address,
+                reason=reason,
+                recorded_at=self.services.now().isoformat(),
+            )
+        )
+        self._commit(state)
+
+    def _commit(self, state: CarState) -> None:
+        self.store.commit(state)
+        self.state = state
+
+    # activation -----------------------------------------------------------------------------
+    def activate_from_file(self, receiving_ecu: int, name: str) -> int:
+        """FF00 start: verify and apply the bundle file received on ``receiving_ecu``."""
+        received = self.ecus[receiving_ecu].receiver.completed(name)
+        if received is None:
+            raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, f"no bundle file {name!r}")
+        return self.verify_and_apply(received.path.read_bytes())
+
+    def verify_and_apply(self, bundle: bytes) -> int:
+        """Verify ``bundle`` and apply it to every ECU it names, all or nothing.
+
+        Returns the new activation counter; raises :class:`NegativeResponse` after recording a
+        DTC when the bundle is refused or cannot be applied.
+        """
+        hook = self.services.apply_hook
+        failures = self.preconditions.failures()
+        if failures:
+            self._refuse(
+                DTC_ACTIVATION_FAILED,
+                Nrc.CONDITIONS_NOT_CORRECT,
+                f"preconditions not met ({failures:#04x})",
+            )
+        hook("verify")
+        try:
+            plan = self.services.verifier.verify(bundle, self.view(), self.services.now())
+            self._check_plan(plan)
+        except TrustRefusal as refusal:
+            self._refuse(DTC_ACTIVATION_REFUSED, refusal.nrc, refusal.reason)
+        targets = sorted(
+            {g.ecu_address for g in plan.features} | {i.ecu_address for i in plan.images}
+        )
+        staged: dict[tuple[int, str], str] = {}
+        try:
+            for address in targets:
+                hook(f"stage:{address:04X}")
+                staged.update(self._stage(plan, address))
+        except (FlashFailure, OSError) as exc:
+            for rel in staged.values():
+                (self.store.directory / rel).unlink(missing_ok=True)
+            self._results = {a: ROUTINE_NOT_APPLIED for a in targets}
+            failed = self.services.faults.fail_flash_ecu
+            if failed in self._results:
+                self._results[failed] = Nrc.GENERAL_PROGRAMMING_FAILURE
+            self._refuse(DTC_ACTIVATION_FAILED, Nrc.GENERAL_PROGRAMMING_FAILURE, str(exc))
+        new = self._next_state(plan, staged)
+        hook("commit")
+        self.store.commit(new, before_replace=lambda: hook("rename"))
+        self.state = new
+        hook("cleanup")
+        self.store.load()  # sweeps slots the new state no longer references
+        self._results = dict.fromkeys(targets, ROUTINE_OK)
+        _log.info(
+            "activation_applied",
+            vin=self.vin,
+            bundle=plan.bundle_id,
+            counter=new.activation_counter,
+            ecus=[f"{a:04X}" for a in targets],
+        )
+        return new.activation_counter
+
+    def _refuse(self, dtc_base: int, nrc: Nrc, reason: str) -> None:
+        _log.warning("activation_refused", vin=self.vin, nrc=f"{nrc:#04x}", reason=reason)
+        self.record_dtc(dtc_base | nrc, reason)
+        raise NegativeResponse(nrc, reason)
+
+    def _check_plan(self, plan: ActivationPlan) -> None:
+        """The car's own checks, whatever the verifier said (defence in depth)."""
+        if plan.counter <= self.state.activation_counter:
+            raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"counter {plan.counter} not fresh")
+        if plan.nonce is not None and (
+            plan.nonce not in self._issued_nonces or plan.nonce.hex() in self.state.used_nonces
+        ):
+            raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, "nonce not issued or already used")
+        for grant in plan.features:
+            if grant.ecu_address not in self.state.ecus:
+                raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"no ECU {grant.ecu_address:04X}")
+        for image in plan.images:
+            ecu = self.state.ecus.get(image.ecu_address)
+            if ecu is None:
+                raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"no ECU {image.ecu_address:04X}")
+            installed = ecu.images.get(image.name)
+            if installed is not None and image.version < installed.version:
+                raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"rollback of {image.name}")
+            received = self.ecus[self.gateway_address].receiver.completed(image.name)
+            if received is None:
+                raise TrustRefusal(Nrc.REQUEST_SEQUENCE_ERROR, f"image {image.name} not received")
+            if received.length != image.length or received.sha256 != image.sha256:
+                raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"image {image.name} hash/length")
+
+    def _stage(self, plan: ActivationPlan, address: int) -> dict[tuple[int, str], str]:
+        if self.services.faults.fail_flash_ecu == address:
+            raise FlashFailure(f"flash failed on ECU {address:04X}")
+        staged = {}
+        for image in (i for i in plan.images if i.ecu_address == address):
+            source = self.ecus[self.gateway_address].receiver.completed(image.name)
+            assert source is not None  # checked in _check_plan
+            slot = self.store.slots_dir(address) / f"{image.name}.v{image.version}.{plan.counter}"
+            shutil.copyfile(source.path, slot)
+            fd = os.open(slot, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            staged[(address, image.name)] = slot.relative_to(self.store.directory).as_posix()
+        return staged
+
+    def _next_state(self, plan: ActivationPlan, staged: dict[tuple[int, str], str]) -> CarState:
+        new = copy.deepcopy(self.state)
+        granted = {g.feature_id for g in plan.features} | set(plan.revoked_features)
+        new.features = [f for f in new.features if f.feature_id not in granted]
+        new.features += [
+            FeatureState(
+                feature_id=g.feature_id,
+                ecu_address=g.ecu_address,
+                valid_until=g.valid_until.isoformat() if g.valid_until else None,
+                activation_counter=plan.counter,
+            )
+            for g in plan.features
+        ]
+        for image in plan.images:
+            new.ecus[image.ecu_address].images[image.name] = InstalledImage(
+                name=image.name,
+                version=image.version,
+                sha256=image.sha256,
+                length=image.length,
+                slot=staged.get((image.ecu_address, image.name)),
+            )
+        new.activation_counter = plan.counter
+        if plan.nonce is not None:
+            new.used_nonces = [*new.used_nonces, plan.nonce.hex()][-256:]
+            self._issued_nonces = [n for n in self._issued_nonces if n != plan.nonce]
+        new.last_bundle_id = plan.bundle_id
+        return new

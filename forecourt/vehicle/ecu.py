@@ -1,0 +1,317 @@
+"""One ECU as a UDS server (ISO 14229-1:2020): dispatch, session/security gating, services.
+
+The ECU owns its session, 0x27/0x29 state and file receiver; what it reads and changes lives in the
+:class:`~forecourt.vehicle.car.Car` (one committed state for the whole car). Every refusal is a
+:class:`NegativeResponse` raised by a handler, logged here once with its reason, and sent as
+``7F SID NRC``. Anything malformed gets an NRC, never an exception out of :meth:`Ecu.handle`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from forecourt.logging import get_logger
+from forecourt.vehicle.dids import REPAIR_SHOP_CODE_MAX, Did, canonical_json
+from forecourt.vehicle.seams import TesterAuthenticator
+from forecourt.vehicle.transfer import FileReceiver
+from forecourt.vehicle.uds.authentication import Authentication
+from forecourt.vehicle.uds.nrc import (
+    POSITIVE_RESPONSE_OFFSET,
+    NegativeResponse,
+    Nrc,
+    negative_response,
+    response_pending,
+)
+from forecourt.vehicle.uds.security_access import SecurityAccess
+from forecourt.vehicle.uds.session import (
+    P2_SERVER_MS,
+    P2_STAR_SERVER_MS,
+    Clock,
+    DiagnosticSession,
+    SessionState,
+)
+
+if TYPE_CHECKING:
+    from forecourt.vehicle.car import Car
+
+_log = get_logger("vehicle.ecu")
+
+Respond = Callable[[bytes], Awaitable[None]]
+Handler = Callable[[bytes, Respond], Awaitable[bytes | None]]
+
+SUPPRESS_POSITIVE_RESPONSE = 0x80
+ROUTINE_ACTIVATE = 0xFF00
+ROUTINE_CHECK_PRECONDITIONS = 0xFF01
+START_ROUTINE, STOP_ROUTINE, REQUEST_ROUTINE_RESULTS = 0x01, 0x02, 0x03
+REPORT_DTC_BY_STATUS_MASK = 0x02
+DTC_STATUS_AVAILABILITY_MASK = 0x09
+_BAD_FORMAT = Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT
+
+
+class Ecu:
+    def __init__(
+        self,
+        car: Car,
+        address: int,
+        *,
+        security_secret: bytes,
+        authenticator: TesterAuthenticator,
+        clock: Clock,
+    ) -> None:
+        self.car = car
+        self.address = address
+        self.session = SessionState(clock)
+        self.security = SecurityAccess(security_secret, clock)
+        self.authentication = Authentication(authenticator, clock)
+        self.receiver = FileReceiver(car.store.files_dir(address))
+        self._services: dict[int, Handler] = {
+            0x10: self._session_control,
+            0x11: self._ecu_reset,
+            0x14: self._clear_dtcs,
+            0x19: self._read_dtcs,
+            0x22: self._read_data,
+            0x27: self._security_access,
+            0x29: self._authentication,
+            0x2E: self._write_data,
+            0x31: self._routine_control,
+            0x34: self._request_download,
+            0x36: self._transfer_data,
+            0x37: self._transfer_exit,
+            0x38: self._request_file_transfer,
+            0x3E: self._tester_present,
+        }
+
+    async def handle(self, request: bytes, respond: Respond) -> None:
+        """Serve one UDS request; every outcome is a response (or a suppressed one)."""
+        sid = request[0]
+        if self.session.touch():
+            self.receiver.abort()
+            _log.info("s3_timeout", ecu=f"{self.address:04X}")
+        handler = self._services.get(sid)
+        try:
+            if handler is None:
+                raise NegativeResponse(Nrc.SERVICE_NOT_SUPPORTED, f"service {sid:#04x}")
+            payload = await handler(request[1:], respond)
+        except NegativeResponse as refusal:
+            _log.info(
+                "uds_refused",
+                ecu=f"{self.address:04X}",
+                sid=f"{sid:#04x}",
+                nrc=f"{refusal.nrc:#04x}",
+                reason=refusal.reason,
+            )
+            await respond(negative_response(sid, refusal.nrc))
+            return
+        if payload is not None:
+            await respond(bytes([sid + POSITIVE_RESPONSE_OFFSET]) + payload)
+
+    # gating -------------------------------------------------------------------------------
+    def _require_session(self) -> None:
+        if self.session.session is DiagnosticSession.DEFAULT:
+            raise NegativeResponse(
+                Nrc.SERVICE_NOT_SUPPORTED_IN_ACTIVE_SESSION, "needs extended or programming"
+            )
+
+    def _require_unlocked(self) -> None:
+        if not self.session.unlocked:
+            raise NegativeResponse(Nrc.SECURITY_ACCESS_DENIED, "not authenticated")
+
+    @staticmethod
+    def _subfunction(data: bytes, length: int | None = None) -> tuple[int, bool]:
+        if not data or (length is not None and len(data) != length):
+            raise NegativeResponse(_BAD_FORMAT, "length")
+        return data[0] & 0x7F, bool(data[0] & SUPPRESS_POSITIVE_RESPONSE)
+
+    # 0x10 / 0x3E / 0x11 ---------------------------------------------------------------------
+    async def _session_control(self, data: bytes, respond: Respond) -> bytes | None:
+        sub, suppress = self._subfunction(data, 1)
+        try:
+            session = DiagnosticSession(sub)
+        except ValueError:
+            raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"session {sub:#x}") from None
+        self.session.change(session)
+        self.receiver.abort()
+        timing = struct.pack(">HH", P2_SERVER_MS, P2_STAR_SERVER_MS // 10)
+        return None if suppress else bytes([sub]) + timing
+
+    async def _tester_present(self, data: bytes, respond: Respond) -> bytes | None:
+        sub, suppress = self._subfunction(data, 1)
+        if sub != 0x00:
+            raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"zeroSubFunction {sub:#x}")
+        return None if suppress else b"\x00"
+
+    async def _ecu_reset(self, data: bytes, respond: Respond) -> bytes | None:
+        sub, suppress = self._subfunction(data, 1)
+        if sub not in (0x01, 0x02, 0x03):
+            raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"reset type {sub:#x}")
+        if not suppress:
+            await respond(bytes([0x51, sub]))
+        self.session.reset()
+        self.receiver.abort()
+        _log.info("ecu_reset", ecu=f"{self.address:04X}", reset_type=sub)
+        return None
+
+    # 0x22 / 0x2E ----------------------------------------------------------------------------
+    async def _read_data(self, data: bytes, respond: Respond) -> bytes | None:
+        if not data or len(data) % 2:
+            raise NegativeResponse(_BAD_FORMAT, "DID list length")
+        out = bytearray()
+        for (did,) in struct.iter_unpack(">H", data):
+            out += struct.pack(">H", did) + self._read_did(did)
+        return bytes(out)
+
+    def _read_did(self, did: int) -> bytes:
+        car, ecu = self.car, self.car.state.ecus[self.address]
+        is_gateway = self.address == car.gateway_address
+        simple: dict[int, str] = {
+            Did.VIN: car.state.vin,
+            Did.ECU_SERIAL_NUMBER: ecu.serial_number,
+            Did.ECU_HARDWARE_NUMBER: ecu.hardware_number,
+            Did.ECU_SOFTWARE_VERSION: ecu.software_version,
+            Did.SUPPLIER_SOFTWARE_VERSION: ecu.supplier_software_version,
+            Did.SPARE_PART_NUMBER: ecu.spare_part_number,
+            Did.REPAIR_SHOP_CODE: ecu.repair_shop_code,
+        }
+        if did in simple:
+            return simple[did].encode("ascii")
+        if did == Did.ACTIVATION_NONCE and is_gateway:
+            return car.issue_nonce()
+        if did == Did.ACTIVATION_COUNTER:
+            return struct.pack(">I", car.state.activation_counter)
+        if did == Did.FEATURE_STATUS:
+            return canonical_json(car.feature_status(None if is_gateway else self.address))
+        if did == Did.ECU_IDENTITY:
+            return canonical_json(
+                {
+                    "address": f"{self.address:04X}",
+                    "serial": ecu.serial_number,
+                    "signing_public_key_pem": ecu.signing_public_key_pem,
+                    "sealing_public_key": ecu.sealing_public_key,
+                    "certificate_pem": ecu.certificate_pem,
+                }
+            )
+        if did == Did.VERSION_REPORT:
+            return car.version_report(None if is_gateway else self.address)
+        if did == Did.PRECONDITIONS:
+            return car.preconditions.encode()
+        raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"DID {did:#06x}")
+
+    async def _write_data(self, data: bytes, respond: Respond) -> bytes | None:
+        if len(data) < 3:
+            raise NegativeResponse(_BAD_FORMAT, "WriteDataByIdentifier length")
+        (did,) = struct.unpack_from(">H", data)
+        if did != Did.REPAIR_SHOP_CODE:
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"DID {did:#06x} not writable")
+        self._require_unlocked()
+        value = data[2:]
+        if len(value) > REPAIR_SHOP_CODE_MAX or not value.isascii():
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "repair shop code format")
+        self.car.write_repair_shop_code(self.address, value.decode("ascii"))
+        return data[:2]
+
+    # 0x27 / 0x29 ----------------------------------------------------------------------------
+    async def _security_access(self, data: bytes, respond: Respond) -> bytes | None:
+        sub, _ = self._subfunction(data)
+        self._require_session()
+        if sub % 2:
+            seed = self.security.request_seed(sub, self.session.security_level)
+            return bytes([sub]) + seed
+        self.security.send_key(sub - 1, data[1:])
+        self.session.security_level = sub - 1
+        _log.info("security_access_granted", ecu=f"{self.address:04X}", level=sub - 1)
+        return bytes([sub])
+
+    async def _authentication(self, data: bytes, respond: Respond) -> bytes | None:
+        sub, _ = self._subfunction(data)
+        payload, tester = self.authentication.handle(sub, data[1:])
+        if sub == 0x00:
+            self.session.authenticated_role = None
+        if tester is not None:
+            self.session.authenticated_role = tester.role
+            _log.info(
+                "tester_authenticated",
+                ecu=f"{self.address:04X}",
+                subject=tester.subject,
+                role=tester.role,
+            )
+        return bytes([sub]) + payload
+
+    # 0x34 / 0x36 / 0x37 / 0x38 --------------------------------------------------------------
+    async def _request_download(self, data: bytes, respond: Respond) -> bytes | None:
+        self._require_session()
+        self._require_unlocked()
+        return self.receiver.request_download(data)
+
+    async def _request_file_transfer(self, data: bytes, respond: Respond) -> bytes | None:
+        self._require_session()
+        self._require_unlocked()
+        return self.receiver.request_file_transfer(data)
+
+    async def _transfer_data(self, data: bytes, respond: Respond) -> bytes | None:
+        self._require_unlocked()
+        return self.receiver.transfer_data(data)
+
+    async def _transfer_exit(self, data: bytes, respond: Respond) -> bytes | None:
+        self._require_unlocked()
+        digest, received = self.receiver.transfer_exit()
+        _log.info(
+            "file_received",
+            ecu=f"{self.address:04X}",
+            name=received.name,
+            length=received.length,
+            sha256=received.sha256,
+        )
+        return digest
+
+    # 0x31 -----------------------------------------------------------------------------------
+    async def _routine_control(self, data: bytes, respond: Respond) -> bytes | None:
+        if len(data) < 3:
+            raise NegativeResponse(_BAD_FORMAT, "RoutineControl length")
+        control = data[0] & 0x7F
+        (routine,) = struct.unpack_from(">H", data, 1)
+        option = data[3:]
+        if control not in (START_ROUTINE, STOP_ROUTINE, REQUEST_ROUTINE_RESULTS):
+            raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"routine control {control}")
+        echo = data[:3]
+        if routine == ROUTINE_CHECK_PRECONDITIONS:
+            if control != START_ROUTINE:
+                raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, "FF01 only starts")
+            return echo + bytes([self.car.preconditions.failures()])
+        if routine != ROUTINE_ACTIVATE or self.address != self.car.gateway_address:
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"routine {routine:#06x}")
+        self._require_session()
+        self._require_unlocked()
+        if control == REQUEST_ROUTINE_RESULTS:
+            return echo + self.car.routine_results()
+        if control == STOP_ROUTINE:
+            raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "apply cannot be stopped")
+        name = option.decode("ascii", "replace") if option else "bundle"
+        await respond(response_pending(0x31))
+        counter = self.car.activate_from_file(self.address, name)
+        return echo + b"\x00" + struct.pack(">I", counter)
+
+    # 0x19 / 0x14 ----------------------------------------------------------------------------
+    async def _read_dtcs(self, data: bytes, respond: Respond) -> bytes | None:
+        sub, _ = self._subfunction(data)
+        if sub != REPORT_DTC_BY_STATUS_MASK:
+            raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"reportType {sub:#x}")
+        if len(data) != 2:
+            raise NegativeResponse(_BAD_FORMAT, "reportDTCByStatusMask length")
+        mask = data[1]
+        out = bytearray([sub, DTC_STATUS_AVAILABILITY_MASK])
+        for dtc in self.car.state.dtcs:
+            if dtc.ecu_address == self.address and dtc.status & mask:
+                out += dtc.code.to_bytes(3, "big") + bytes([dtc.status])
+        return bytes(out)
+
+    async def _clear_dtcs(self, data: bytes, respond: Respond) -> bytes | None:
+        if len(data) != 3:
+            raise NegativeResponse(_BAD_FORMAT, "groupOfDTC length")
+        self._require_unlocked()
+        group = int.from_bytes(data, "big")
+        if group != 0xFFFFFF:
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"DTC group {group:#08x}")
+        self.car.clear_dtcs(self.address)
+        return b""

@@ -1,0 +1,221 @@
+"""Reception of files and downloads: 0x34 / 0x38 (incl. ResumeFile) -> 0x36 ... -> 0x37.
+
+A partially received file is kept on disk (``<name>.part`` + ``<name>.meta``) so that after a
+dropped connection, a restarted tester or a restarted car, 0x38 ResumeFile (mode 0x06) answers the
+filePosition of the last byte confirmed by a positive 0x36 response, and the tester continues from
+there. Bytes are appended before the positive response is sent, so "confirmed" always means
+"on disk" (page cache; the completed file is fsynced at 0x37).
+
+Block sequence counter (ISO 14229-1 §14.5): starts at 1 after 0x34/0x38, wraps 0xFF -> 0x00; a
+repetition of the last block is acknowledged again without writing; anything else is NRC 0x73.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
+
+MAX_BLOCK_LENGTH = 1024 * 1024 + 2  # maxNumberOfBlockLength: SID + counter + 1 MiB of data
+MAX_FILE_SIZE = 4 * 1024 * 1024 * 1024
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+ADD_FILE = 0x01
+DELETE_FILE = 0x02
+REPLACE_FILE = 0x03
+READ_FILE = 0x04
+READ_DIR = 0x05
+RESUME_FILE = 0x06
+
+_BAD_FORMAT = Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT
+
+
+def _file_name(path: str) -> str:
+    """Map a tester path to a flat, safe file name (no traversal, no hidden files)."""
+    name = path.strip("/").replace("/", "_")
+    if not _SAFE_NAME.match(name) or ".." in name:
+        raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"file path {path!r}")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedFile:
+    name: str
+    path: Path
+    length: int
+    sha256: str
+
+
+@dataclass
+class _Active:
+    name: str
+    size: int
+    position: int
+    counter: int  # last accepted block sequence counter (0 before the first block)
+
+
+class FileReceiver:
+    """Per-ECU transfer state over one directory of received files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._active: _Active | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._active is not None
+
+    def abort(self) -> None:
+        """Forget the transfer in progress (session change, reset); the .part stays for resume."""
+        self._active = None
+
+    def _part(self, name: str) -> Path:
+        return self.directory / f"{name}.part"
+
+    def _meta(self, name: str) -> Path:
+        return self.directory / f"{name}.meta"
+
+    def completed(self, name: str) -> ReceivedFile | None:
+        path = self.directory / name
+        if not _SAFE_NAME.match(name) or not path.is_file():
+            return None
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return ReceivedFile(name, path, path.stat().st_size, digest.hexdigest())
+
+    # 0x34 RequestDownload ---------------------------------------------------------------------
+    def request_download(self, data: bytes) -> bytes:
+        if len(data) < 2:
+            raise NegativeResponse(_BAD_FORMAT, "short RequestDownload")
+        alfid = data[1]
+        size_len, addr_len = alfid >> 4, alfid & 0x0F
+        if not (1 <= size_len <= 4 and 1 <= addr_len <= 4):
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"addressAndLengthFormat {alfid:#x}")
+        if len(data) != 2 + size_len + addr_len:
+            raise NegativeResponse(_BAD_FORMAT, "RequestDownload length")
+        if data[0] != 0x00:
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "compression/encryption unsupported")
+        address = int.from_bytes(data[2 : 2 + addr_len], "big")
+        size = int.from_bytes(data[2 + addr_len :], "big")
+        self._start(f"download-{address:08X}", size)
+        return bytes([0x40]) + MAX_BLOCK_LENGTH.to_bytes(4, "big")
+
+    # 0x38 RequestFileTransfer -----------------------------------------------------------------
+    def request_file_transfer(self, data: bytes) -> bytes:
+        if len(data) < 4:
+            raise NegativeResponse(_BAD_FORMAT, "short RequestFileTransfer")
+        mode = data[0]
+        (path_len,) = struct.unpack_from(">H", data, 1)
+        if len(data) < 3 + path_len:
+            raise NegativeResponse(_BAD_FORMAT, "path length")
+        try:
+            path = data[3 : 3 + path_len].decode("ascii")
+        except UnicodeDecodeError:
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "non-ASCII path") from None
+        name = _file_name(path)
+        rest = data[3 + path_len :]
+        if mode == DELETE_FILE:
+            if rest:
+                raise NegativeResponse(_BAD_FORMAT, "DeleteFile takes no parameters")
+            for stale in (self.directory / name, self._part(name), self._meta(name)):
+                stale.unlink(missing_ok=True)
+            return bytes([mode])
+        if mode in (READ_FILE, READ_DIR):
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "upload from the car not offered")
+        if mode not in (ADD_FILE, REPLACE_FILE, RESUME_FILE):
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"modeOfOperation {mode:#x}")
+        if len(rest) < 2:
+            raise NegativeResponse(_BAD_FORMAT, "missing dataFormatIdentifier/fileSize")
+        dfi, width = rest[0], rest[1]
+        if dfi != 0x00:
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "compression/encryption unsupported")
+        if not 1 <= width <= 8 or len(rest) != 2 + 2 * width:
+            raise NegativeResponse(_BAD_FORMAT, "fileSizeParameterLength")
+        size = int.from_bytes(rest[2 : 2 + width], "big")
+        compressed = int.from_bytes(rest[2 + width :], "big")
+        if compressed != size:
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "compressed size differs")
+        header = bytes([mode, 4]) + MAX_BLOCK_LENGTH.to_bytes(4, "big") + bytes([dfi])
+        if mode == RESUME_FILE:
+            position = self._resume(name, size)
+            return header + position.to_bytes(8, "big")
+        if mode == ADD_FILE and (self.directory / name).exists():
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "file exists; use ReplaceFile")
+        self._start(name, size)
+        return header
+
+    def _start(self, name: str, size: int) -> None:
+        if not 0 < size <= MAX_FILE_SIZE:
+            raise NegativeResponse(Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED, f"file size {size}")
+        self._part(name).write_bytes(b"")
+        self._meta(name).write_text(json.dumps({"size": size}))
+        (self.directory / name).unlink(missing_ok=True)
+        self._active = _Active(name, size, 0, 0)
+
+    def _resume(self, name: str, size: int) -> int:
+        try:
+            meta = json.loads(self._meta(name).read_text())
+            position = self._part(name).stat().st_size
+        except (FileNotFoundError, ValueError):
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "nothing to resume") from None
+        if meta.get("size") != size or position > size:
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "resume with a different size")
+        self._active = _Active(name, size, position, 0)
+        return position
+
+    # 0x36 TransferData ------------------------------------------------------------------------
+    def transfer_data(self, data: bytes) -> bytes:
+        active = self._active
+        if active is None:
+            raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "TransferData without a request")
+        if len(data) < 1:
+            raise NegativeResponse(_BAD_FORMAT, "missing blockSequenceCounter")
+        counter, block = data[0], data[1:]
+        if counter == active.counter and active.counter != 0:
+            return bytes([counter])  # repeated last block: already written, acknowledge again
+        if counter != (active.counter + 1) & 0xFF:
+            raise NegativeResponse(
+                Nrc.WRONG_BLOCK_SEQUENCE_COUNTER,
+                f"block {counter}, expected {(active.counter + 1) & 0xFF}",
+            )
+        if len(block) > MAX_BLOCK_LENGTH - 2:
+            raise NegativeResponse(_BAD_FORMAT, "block longer than maxNumberOfBlockLength")
+        if active.position + len(block) > active.size:
+            raise NegativeResponse(Nrc.TRANSFER_DATA_SUSPENDED, "more data than announced")
+        with self._part(active.name).open("r+b") as handle:
+            handle.seek(active.position)
+            handle.write(block)
+            handle.truncate()
+        active.position += len(block)
+        active.counter = counter
+        return bytes([counter])
+
+    # 0x37 RequestTransferExit -----------------------------------------------------------------
+    def transfer_exit(self) -> tuple[bytes, ReceivedFile]:
+        active = self._active
+        if active is None:
+            raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "TransferExit without a transfer")
+        if active.position != active.size:
+            raise NegativeResponse(
+                Nrc.REQUEST_SEQUENCE_ERROR, f"{active.position} of {active.size} bytes received"
+            )
+        part, final = self._part(active.name), self.directory / active.name
+        fd = os.open(part, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(part, final)
+        self._meta(active.name).unlink(missing_ok=True)
+        self._active = None
+        received = self.completed(active.name)
+        assert received is not None
+        return bytes.fromhex(received.sha256), received

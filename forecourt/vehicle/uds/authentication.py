@@ -1,0 +1,115 @@
+"""UDS 0x29 Authentication, PKI certificate exchange, unidirectional (ISO 14229-1:2020 §10.6).
+
+Sequence: 0x01 verifyCertificateUnidirectional (tester certificate + optional client challenge)
+-> the ECU checks the certificate through the :class:`TesterAuthenticator` seam and answers a fresh
+server challenge; 0x03 proofOfOwnership (tester's signature over that challenge) -> authenticated.
+0x00 deAuthenticate drops it, 0x08 authenticationConfiguration announces APCE. Failed proofs are
+counted like 0x27 keys; a proof without a certificate first is a sequence error (0x24).
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from forecourt.vehicle.seams import TesterAuthenticator, TesterIdentity, TrustRefusal
+from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
+from forecourt.vehicle.uds.session import Clock
+
+DE_AUTHENTICATE = 0x00
+VERIFY_CERTIFICATE_UNIDIRECTIONAL = 0x01
+PROOF_OF_OWNERSHIP = 0x03
+AUTHENTICATION_CONFIGURATION = 0x08
+
+# authenticationReturnParameter, ISO 14229-1:2020 table 74
+RETURN_APCE = 0x02
+RETURN_DEAUTHENTICATED = 0x10
+RETURN_OWNERSHIP_VERIFICATION_NECESSARY = 0x11
+RETURN_AUTHENTICATION_COMPLETE = 0x12
+CHALLENGE_LENGTH = 32
+
+
+def _take_lv(data: bytes, offset: int) -> tuple[bytes, int]:
+    """Read one 2-byte-length-prefixed parameter."""
+    if len(data) < offset + 2:
+        raise NegativeResponse(Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT, "missing length")
+    (length,) = struct.unpack_from(">H", data, offset)
+    end = offset + 2 + length
+    if len(data) < end:
+        raise NegativeResponse(Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT, "short parameter")
+    return data[offset + 2 : end], end
+
+
+def _lv(value: bytes) -> bytes:
+    return struct.pack(">H", len(value)) + value
+
+
+@dataclass
+class Authentication:
+    """0x29 state of one ECU."""
+
+    authenticator: TesterAuthenticator
+    clock: Clock
+    max_attempts: int = 3
+    delay_seconds: float = 10.0
+    failed_attempts: int = 0
+    _locked_until: float = 0.0
+    _candidate: tuple[TesterIdentity, bytes] | None = None
+
+    def handle(self, task: int, data: bytes) -> tuple[bytes, TesterIdentity | None]:
+        """Return (response payload after SID+task, newly authenticated tester or None)."""
+        if task == DE_AUTHENTICATE:
+            self._candidate = None
+            return bytes([RETURN_DEAUTHENTICATED]), None
+        if task == AUTHENTICATION_CONFIGURATION:
+            return bytes([RETURN_APCE]), None
+        if task == VERIFY_CERTIFICATE_UNIDIRECTIONAL:
+            return self._verify_certificate(data), None
+        if task == PROOF_OF_OWNERSHIP:
+            return self._proof_of_ownership(data)
+        raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"authentication task {task}")
+
+    def _check_delay(self) -> None:
+        if self.clock.monotonic() < self._locked_until:
+            raise NegativeResponse(Nrc.REQUIRED_TIME_DELAY_NOT_EXPIRED, "lock-out delay running")
+
+    def _verify_certificate(self, data: bytes) -> bytes:
+        self._check_delay()
+        if len(data) < 1:
+            raise NegativeResponse(Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT, "empty")
+        certificate, offset = _take_lv(data, 1)
+        _client_challenge, offset = _take_lv(data, offset)
+        if offset != len(data):
+            raise NegativeResponse(Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT, "trailing data")
+        self._candidate = None
+        try:
+            tester = self.authenticator.verify_certificate(certificate, datetime.now(UTC))
+        except TrustRefusal as refusal:
+            raise NegativeResponse(refusal.nrc, refusal.reason) from refusal
+        challenge = secrets.token_bytes(CHALLENGE_LENGTH)
+        self._candidate = (tester, challenge)
+        return bytes([RETURN_OWNERSHIP_VERIFICATION_NECESSARY]) + _lv(challenge) + _lv(b"")
+
+    def _proof_of_ownership(self, data: bytes) -> tuple[bytes, TesterIdentity]:
+        self._check_delay()
+        proof, offset = _take_lv(data, 0)
+        _ephemeral, offset = _take_lv(data, offset)
+        candidate, self._candidate = self._candidate, None
+        if candidate is None:
+            raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "proof before certificate")
+        tester, challenge = candidate
+        try:
+            self.authenticator.verify_proof_of_ownership(tester, challenge, proof)
+        except TrustRefusal as refusal:
+            self.failed_attempts += 1
+            if self.failed_attempts >= self.max_attempts:
+                self.failed_attempts = 0
+                self._locked_until = self.clock.monotonic() + self.delay_seconds
+                raise NegativeResponse(
+                    Nrc.EXCEEDED_NUMBER_OF_ATTEMPTS, "too many failed proofs"
+                ) from refusal
+            raise NegativeResponse(refusal.nrc, refusal.reason) from refusal
+        self.failed_attempts = 0
+        return bytes([RETURN_AUTHENTICATION_COMPLETE]) + _lv(b""), tester
