@@ -1,57 +1,16 @@
-"""A package server over real HTTP: a FastAPI app with the blob router, behind a recording Tap."""
+"""Fixtures for the blob tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI, HTTPException, Request
 
-from forecourt.blobs import FileBlobStore, blob_router
-from tests.blobs._server import Tap, serve
-
-ADMIN_TOKEN = "admin-credential-for-tests"
-
-
-def allow_known_dealers(request: Request) -> None:
-    """Stands in for the cloud's mTLS dealer check: a header names the dealer."""
-    if request.headers.get("x-dealer") != "dealer-42":
-        raise HTTPException(status_code=403, detail="unknown dealer")
-
-
-def allow_admin(request: Request) -> None:
-    if request.headers.get("x-admin") != ADMIN_TOKEN:
-        raise HTTPException(status_code=403, detail="administrators only")
-
-
-@dataclass
-class PackageServer:
-    url: str
-    store: FileBlobStore
-    tap: Tap
-
-    def package_url(self, sha256: str) -> str:
-        return f"{self.url}/v1/packages/{sha256}"
-
-
-def build_app(store: FileBlobStore, *, with_delete: bool = True) -> FastAPI:
-    app = FastAPI()
-    app.include_router(
-        blob_router(
-            store,
-            allow_known_dealers,
-            authorize_delete=allow_admin if with_delete else None,
-            chunk_size=16 * 1024,
-        )
-    )
-    return app
+from tests.blobs.package_server import PackageServer, running_package_server
 
 
 @pytest.fixture
 def package_server(tmp_path: Path) -> Iterator[PackageServer]:
-    store = FileBlobStore(tmp_path / "cloud", max_blob_size=4 * 1024 * 1024)
-    tap = Tap(build_app(store))
-    with serve(tap) as url:
-        yield PackageServer(url, store, tap)
+    with running_package_server(tmp_path / "cloud") as server:
+        yield server

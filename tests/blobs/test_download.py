@@ -17,7 +17,7 @@ from forecourt.blobs import (
     RetriesExhausted,
     RetryPolicy,
 )
-from tests.blobs.conftest import PackageServer
+from tests.blobs.package_server import PackageServer
 
 DATA = os.urandom(300_000)
 REF = BlobRef.of(DATA)

@@ -13,7 +13,7 @@ import pytest
 
 from forecourt.blobs import BlobRef, FileBlobStore
 from tests.blobs._server import serve
-from tests.blobs.conftest import ADMIN_TOKEN, PackageServer, build_app
+from tests.blobs.package_server import ADMIN_TOKEN, PackageServer, build_app
 
 DATA = os.urandom(200_000)
 REF = BlobRef.of(DATA)

@@ -12,7 +12,7 @@ import pytest
 
 from forecourt.blobs import BlobNotFound, BlobRef, ResumableDownloader, RetryPolicy
 from forecourt.edge.cache import PackageCache, PackageCorrupted, PackageTooLargeForCache
-from tests.blobs.conftest import PackageServer
+from tests.blobs.package_server import PackageServer, running_package_server
 
 SIZE = 40_000
 BUDGET = 3 * SIZE
@@ -27,6 +27,12 @@ class Clock:
     def __call__(self) -> datetime:
         self.now += timedelta(seconds=1)
         return self.now
+
+
+@pytest.fixture
+def package_server(tmp_path: Path) -> Iterator[PackageServer]:
+    with running_package_server(tmp_path / "cloud") as server:
+        yield server
 
 
 @pytest.fixture
