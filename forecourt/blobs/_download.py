@@ -191,7 +191,9 @@ class ResumableDownloader:
             elif status in RETRYABLE_STATUS:
                 raise _Transient(f"HTTP {status}")
             else:
-                raise DownloadRefused(url, status, _problem_code(response))
+                refused = DownloadRefused(url, status, _problem_code(response))
+                _log.warning("download_refused", url=url, status=status, code=refused.problem_code)
+                raise refused
             etag = response.headers.get("etag", etag)
             with state.part.open("ab") as out:
                 try:

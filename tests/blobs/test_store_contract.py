@@ -99,12 +99,15 @@ def test_put_over_the_size_bound_is_refused_and_nothing_stored(store: BlobStore)
 
 
 def test_declared_size_over_the_bound_is_refused_before_reading(store: BlobStore) -> None:
-    def never_read() -> Iterator[bytes]:
-        raise AssertionError("the stream must not be read")
-        yield b""
+    pulled: list[int] = []
+
+    def counted() -> Iterator[bytes]:
+        pulled.append(1)
+        yield b"x"
 
     with pytest.raises(BlobTooLarge):
-        store.put(never_read(), expected_size=LIMIT + 1)
+        store.put(counted(), expected_size=LIMIT + 1)
+    assert pulled == []
     assert nothing_stored(store)
 
 
