@@ -1,7 +1,197 @@
-"""``forecourt vehicle ...`` commands."""
+"""``forecourt vehicle ...``: provision cars at the factory, run one car, or run a fleet."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
 import typer
 
+from forecourt.demo.data import ecu_private_keys, generate_world
+from forecourt.logging import get_logger
+from forecourt.settings import load_settings
+from forecourt.vehicle.car import Car, CarServices
+from forecourt.vehicle.doip.entity import DoipEntity, EntityConfig
+from forecourt.vehicle.faults import FaultPlan, process_exit_hook
+from forecourt.vehicle.fleet import fleet_addresses, start_fleet
+from forecourt.vehicle.provision import AlreadyProvisioned, provision, spec_from_vehicle
+from forecourt.vehicle.storage import CarStore, StateStoreError
+from forecourt.vehicle.trust_adapter import trust_services
+
 app = typer.Typer(no_args_is_help=True)
+_log = get_logger("vehicle.cli")
+
+OEM_SECRET_FILE = "oem-seedkey.secret"  # noqa: S105 - a file name, not a secret
+
+
+def _cars_dir(directory: Path | None) -> Path:
+    return directory or load_settings().data_dir / "cars"
+
+
+def _oem_secret(path: Path | None, cars: Path) -> bytes:
+    """The OEM seed/key secret; in development one is created beside the cars (mode 0600)."""
+    target = path or cars / OEM_SECRET_FILE
+    if not target.exists() and path is None:
+        cars.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(32))
+        finally:
+            os.close(fd)
+    return target.read_bytes()
+
+
+@app.command("provision")
+def provision_command(  # noqa: PLR0917 - Typer maps each option to a parameter
+    vin: list[str] = typer.Option([], "--vin", help="VIN from the demo data; repeat for several."),
+    all_demo: bool = typer.Option(False, "--all-demo", help="Provision every demo car."),
+    seed: int = typer.Option(7, help="Demo data seed."),
+    vehicles: int = typer.Option(20, help="Number of demo vehicles."),
+    directory: Path | None = typer.Option(None, "--dir", help="Cars directory."),
+    oem_secret_file: Path | None = typer.Option(None, help="OEM seed/key secret file."),
+) -> None:
+    """Create cars' ECU keys, seed/key secrets and certificates, and pin the OEM root."""
+    cars_dir = _cars_dir(directory)
+    world = generate_world(seed=seed, vehicles=vehicles)
+    known = {v.vin.value: v for v in world.vehicles}
+    chosen = list(known) if all_demo else vin
+    unknown = [v for v in chosen if v not in known]
+    if unknown or not chosen:
+        typer.echo(f"not in the demo data: {', '.join(unknown) or '(no --vin given)'}", err=True)
+        raise typer.Exit(2)
+    oem_secret = _oem_secret(oem_secret_file, cars_dir)
+    services = trust_services(load_settings().data_dir)
+    for v in chosen:
+        vehicle = known[v]
+        keys = {e.logical_address: ecu_private_keys(seed, v, e.role) for e in vehicle.ecus}
+        try:
+            provision(
+                cars_dir / v,
+                spec_from_vehicle(vehicle),
+                oem_secret=oem_secret,
+                oem_root_pem=services.oem_root_pem,
+                ecu_keys=keys,
+                issuer=services.issuer,
+            )
+        except AlreadyProvisioned:
+            typer.echo(f"{v}: already provisioned")
+            continue
+        typer.echo(f"{v}: provisioned ({len(vehicle.ecus)} ECUs)")
+
+
+def _faults(
+    *,
+    drop_after_bytes: int | None,
+    drop_after_blocks: int | None,
+    fail_flash_ecu: str | None,
+    power_loss_at: str | None,
+    link_rate: int | None,
+    refuse_routing: bool,
+) -> FaultPlan:
+    return FaultPlan(
+        drop_after_bytes=drop_after_bytes,
+        drop_after_blocks=drop_after_blocks,
+        fail_flash_ecu=int(fail_flash_ecu, 16) if fail_flash_ecu else None,
+        power_loss_at_step=power_loss_at,
+        link_bytes_per_second=link_rate,
+        refuse_routing_activation=refuse_routing,
+    )
+
+
+@app.command("run")
+def run_command(  # noqa: PLR0917 - Typer maps each option to a parameter
+    vin: str = typer.Option(..., help="A provisioned car."),
+    address: str = typer.Option("127.0.0.2", help="Loopback address to listen on (port 13400)."),
+    directory: Path | None = typer.Option(None, "--dir", help="Cars directory."),
+    drop_after_bytes: int | None = typer.Option(None, help="Drop the link after N bytes."),
+    drop_after_blocks: int | None = typer.Option(None, help="Drop after N TransferData blocks."),
+    fail_flash_ecu: str | None = typer.Option(None, help="Fail flashing this ECU (hex)."),
+    power_loss_at: str | None = typer.Option(
+        None, help="Exit the process at this apply step (verify, stage:1002, commit, rename)."
+    ),
+    link_rate: int | None = typer.Option(None, help="Cap the link at N bytes/s."),
+    refuse_routing: bool = typer.Option(False, help="Refuse every routing activation."),
+) -> None:
+    """Run one car: DoIP entity on ADDRESS:13400 with its ECUs behind the gateway."""
+    faults = _faults(
+        drop_after_bytes=drop_after_bytes,
+        drop_after_blocks=drop_after_blocks,
+        fail_flash_ecu=fail_flash_ecu,
+        power_loss_at=power_loss_at,
+        link_rate=link_rate,
+        refuse_routing=refuse_routing,
+    )
+    store = CarStore(_cars_dir(directory) / vin)
+    trust = trust_services(load_settings().data_dir)
+    services = CarServices(
+        verifier=trust.verifier,
+        authenticator=trust.authenticator,
+        faults=faults,
+        apply_hook=process_exit_hook(faults),
+    )
+    try:
+        car = Car(store, services)
+    except StateStoreError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+    async def serve() -> None:
+        entity = DoipEntity(car, EntityConfig(address))
+        await entity.start()
+        typer.echo(f"{vin} listening on {address}:13400 (Ctrl-C to stop)")
+        await entity.announce()
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+@app.command("fleet")
+def fleet_command(
+    count: int = typer.Option(10, help="Number of cars."),
+    base_octet: int = typer.Option(77, help="Cars listen on 127.<base>.y.z:13400."),
+    seed: int = typer.Option(7, help="Demo data seed (cars are provisioned on first use)."),
+    directory: Path | None = typer.Option(None, "--dir", help="Cars directory."),
+) -> None:
+    """Run COUNT cars in one process, each on its own loopback address."""
+    cars_dir = _cars_dir(directory)
+    world = generate_world(seed=seed, vehicles=count)
+    oem_secret = _oem_secret(None, cars_dir)
+    trust = trust_services(load_settings().data_dir)
+    cars = []
+    for vehicle in world.vehicles:
+        store = CarStore(cars_dir / vehicle.vin.value)
+        if not store.exists():
+            keys = {
+                e.logical_address: ecu_private_keys(seed, vehicle.vin.value, e.role)
+                for e in vehicle.ecus
+            }
+            provision(
+                store.directory,
+                spec_from_vehicle(vehicle),
+                oem_secret=oem_secret,
+                oem_root_pem=trust.oem_root_pem,
+                ecu_keys=keys,
+                issuer=trust.issuer,
+            )
+        cars.append(
+            Car(store, CarServices(verifier=trust.verifier, authenticator=trust.authenticator))
+        )
+    addresses = list(fleet_addresses(count, base_octet))
+
+    def progress(started: int, total: int) -> None:
+        typer.echo(f"\rstarted {started}/{total} cars", nl=started == total)
+
+    async def serve() -> None:
+        members = await start_fleet(cars, addresses, progress=progress)
+        for member in members[:5]:
+            typer.echo(f"  {member.vin} {member.address}:13400")
+        if len(members) > 5:
+            typer.echo(f"  ... {len(members) - 5} more, up to {members[-1].address}")
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())

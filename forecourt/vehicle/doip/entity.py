@@ -86,7 +86,7 @@ class DoipEntity:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.bind((self.config.host, self.config.port))
         transport, _ = await loop.create_datagram_endpoint(lambda: _Identification(self), sock=sock)
-        self._udp = cast(asyncio.DatagramTransport, transport)
+        self._udp = transport
         self._server = await asyncio.start_server(
             self._serve, self.config.host, self.config.port, reuse_address=True
         )
