@@ -24,7 +24,9 @@ def vin_command(vins: list[str] = typer.Argument(..., help="one or more VINs")) 
         except VinError as exc:
             failures += 1
             where = "length" if exc.position is None else f"position {exc.position}"
-            err.print(f"invalid VIN {exc.vin!r}: {where}: {exc.reason}", markup=False)
+            err.print(
+                f"invalid VIN {exc.vin!r}: {where}: {exc.reason}", markup=False, soft_wrap=True
+            )
             _log.warning("vin_refused", vin=exc.vin, position=exc.position, reason=exc.reason)
             continue
         out.print(_table(vin))

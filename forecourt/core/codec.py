@@ -121,6 +121,10 @@ def _array(value: Any, name: str) -> list[Any]:
 
 def _scalar(hint: type, value: Any, name: str) -> Any:
     try:
+        if hint is Vin:  # Vin and SemVer are dataclasses written as text: test them first
+            return Vin.parse(value, verify_check_digit=False)
+        if hint is SemVer:
+            return SemVer.parse(value)
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise DomainValueError(name, f"expected an object, got {type(value).__name__}")
@@ -131,10 +135,6 @@ def _scalar(hint: type, value: Any, name: str) -> Any:
             return from_dict(hint, value)
         if issubclass(hint, Enum):
             return hint(value)
-        if hint is Vin:
-            return Vin.parse(value, verify_check_digit=False)
-        if hint is SemVer:
-            return SemVer.parse(value)
         if hint is datetime:
             return datetime.fromisoformat(value)
         if hint is date:
