@@ -129,7 +129,9 @@ def blob_router(
 def _read_response(store: BlobStore, ref: BlobRef, request: Request, chunk_size: int) -> Response:
     headers = representation_headers(ref)
     if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and ref.etag in {t.strip() for t in if_none_match.split(",")}:
+    if if_none_match is not None and {"*", ref.etag} & {
+        t.strip() for t in if_none_match.split(",")
+    }:
         return Response(status_code=304, headers=headers)
     status, start, end = 200, 0, ref.size
     range_header = request.headers.get("range")

@@ -99,9 +99,12 @@ def test_head_gives_headers_and_no_body(client: httpx.Client) -> None:
 
 
 def test_if_none_match_with_our_etag_answers_304(client: httpx.Client) -> None:
-    response = client.get(URL, headers={"if-none-match": f'"{REF.sha256}"'})
-    assert response.status_code == 304
-    assert response.content == b""
+    for validator in (f'"{REF.sha256}"', f'"other", "{REF.sha256}"', "*"):
+        response = client.get(URL, headers={"if-none-match": validator})
+        assert response.status_code == 304
+        assert response.content == b""
+        assert response.headers["etag"] == REF.etag
+    assert client.get(URL, headers={"if-none-match": '"other"'}).status_code == 200
 
 
 def test_missing_and_malformed_digests_are_problems(client: httpx.Client) -> None:
