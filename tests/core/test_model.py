@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -202,7 +203,7 @@ def test_consent_refuses_a_category_answered_twice() -> None:
      ("country", "DEU", "'DEU' is not ISO 3166-1 alpha-2"),
      ("latitude", 91.0, "91.0 is outside −90…90")],
 )  # fmt: skip
-def test_dealer_fields_are_checked(field: str, value: object, reason: str) -> None:
+def test_dealer_fields_are_checked(field: str, value: Any, reason: str) -> None:
     good = Dealer("DE-MUC-01", "Forecourt", "Munich", "DE", Market.EU, 48.1, 11.6)
     with pytest.raises(DomainValueError) as caught:
         dataclasses.replace(good, **{field: value})
