@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from forecourt.ledger.checkpoint import SignedCheckpoint
+from forecourt.ledger.checkpoint import NoteVerifier, SignedCheckpoint
 from forecourt.ledger.entry import decode_record
 from forecourt.ledger.errors import ConsistencyError, EntryError, TamperError
 from forecourt.ledger.merkle import MemoryTree, NodeId
-from forecourt.ledger.repository import entry_leaf_hash
+from forecourt.ledger.repository import MerkleLogStore, entry_leaf_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +79,14 @@ def audit_log(
         first = min(size, head_size)
         candidates.append((first, None, f"log holds {size} entries, its head says {head_size}"))
     if stored_nodes:
-        for (level, idx), stored in sorted(
-            stored_nodes.items(), key=lambda kv: kv[0][1] << kv[0][0]
-        ):
-            begin, end = idx << level, (idx + 1) << level
-            if end <= size and tree.read([(level, idx)])[0] != stored:
-                candidates.append((begin, end, "entries no longer match the stored subtree hash"))
-                break
+        bad = [
+            (idx << level, (idx + 1) << level)
+            for (level, idx), stored in stored_nodes.items()
+            if (idx + 1) << level <= size and tree.read([(level, idx)])[0] != stored
+        ]
+        if bad:
+            begin, end = min(bad, key=lambda r: (r[1], -r[0]))  # the narrowest, earliest
+            candidates.append((begin, end, "entries no longer match the stored subtree hash"))
     verified = 0
     for cp in sorted(checkpoints, key=lambda c: c.checkpoint.size):
         cp_size = cp.checkpoint.size
@@ -98,6 +99,13 @@ def audit_log(
             candidates.append((verified, cp_size, f"entries do not reproduce checkpoint {cp_size}"))
             break
         verified = cp_size
+    # A range that contains other evidence (an exact index, a narrower range) is explained by it.
+    spans = [(c[0], c[0] + 1 if c[1] is None else c[1]) for c in candidates]
+    candidates = [
+        c
+        for i, c in enumerate(candidates)
+        if c[1] is None or not any((b, e) != spans[i] and c[0] <= b and e <= c[1] for b, e in spans)
+    ]
     if candidates:
         index, range_end, reason = min(candidates, key=lambda c: (c[0], c[1] is not None))
         exact_end: int | None = range_end
@@ -105,3 +113,11 @@ def audit_log(
             exact_end = None
         raise TamperError(index, reason, exact_end)
     return AuditReport(size=size, verified_size=verified, checkpoints=len(checkpoints))
+
+
+def audit_store(store: MerkleLogStore, verifier: NoteVerifier) -> AuditReport:
+    """Audit a log in its database: entries, stored leaf and subtree hashes, head, checkpoints."""
+    checkpoints = [SignedCheckpoint.open(n, verifier) for n in store.checkpoint_notes()]
+    rows = store.entries(0, 2**62)
+    entries = [AuditEntry(e.index, e.payload, e.leaf_hash) for e in rows]
+    return audit_log(entries, checkpoints, store.stored_nodes(), head_size=store.size())
