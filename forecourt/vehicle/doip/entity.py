@@ -88,7 +88,11 @@ class DoipEntity:
         transport, _ = await loop.create_datagram_endpoint(lambda: _Identification(self), sock=sock)
         self._udp = transport
         self._server = await asyncio.start_server(
-            self._serve, self.config.host, self.config.port, reuse_address=True
+            self._serve,
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+            limit=self.config.max_data_size * 2,  # read a whole block without flow-control stalls
         )
         _log.info("doip_entity_started", vin=self.car.vin, host=self.config.host)
 

@@ -1,0 +1,179 @@
+"""TransferData throughput into simulated cars, beside raw loopback TCP and the 100BASE-T1 line.
+
+Run: .venv/bin/python bench/bench_vehicle.py [--quick]
+
+Drives the cars with stock udsoncan over doipclient (with the one send_doip override described in
+tests/vehicle/fastdoip.py), 0x27 security access, 0x38 AddFile and 1 MiB TransferData blocks, then
+0x37 whose response carries the SHA-256 of what the ECU stored (checked). Prints MB/s for one car,
+per car and aggregate for ten cars at once, raw loopback TCP measured in the same run, and the
+ratio of each to the 100BASE-T1 line rate (12.5 MB/s). Target: >= 90 % of line rate per car.
+The cars run in a child process (as they would on another machine); the ten testers are threads
+of this process, so the ten-car figure also measures the client libraries under one GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import os
+import random
+import socket
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import udsoncan
+from doipclient.connectors import DoIPClientUDSConnector
+from udsoncan.client import Client
+from udsoncan.services import DiagnosticSessionControl, RequestFileTransfer
+
+from forecourt.logging import configure_logging
+from forecourt.vehicle.car import Car, CarServices
+from forecourt.vehicle.doip.entity import EntityConfig
+from forecourt.vehicle.fleet import fleet_addresses
+from forecourt.vehicle.provision import CarSpec, EcuSpec, provision
+from forecourt.vehicle.runtime import SimulatorHost
+from forecourt.vehicle.uds.security_access import compute_key, derive_ecu_secret
+from tests.vehicle.fastdoip import FastDoIPClient
+
+LINE_RATE = 12.5e6  # 100BASE-T1, bytes/s
+OEM_SECRET = b"bench oem secret"
+MB = 1e6
+
+
+def spec(index: int) -> CarSpec:
+    vin = f"BENCH{index:012d}"
+    return CarSpec(vin, (), (EcuSpec(0x1000, "cgw", f"CGW{index:010d}", "CGW-3-110", "1.0.0"),))
+
+
+def upload(address: str, serial: str, payload: bytes) -> float:
+    """Upload ``payload`` to the gateway; return seconds spent in 0x38..0x37."""
+    config = dict(udsoncan.configs.default_client_config)
+    secret = derive_ecu_secret(OEM_SECRET, serial)
+    config.update(
+        use_server_timing=False,
+        p2_timeout=5.0,
+        request_timeout=30.0,
+        security_algo=lambda level, seed, params=None: compute_key(secret, level, seed),
+    )
+    doip = FastDoIPClient(address, 0x1000)
+    with Client(DoIPClientUDSConnector(doip, close_connection=True), config=config) as client:
+        client.change_session(DiagnosticSessionControl.Session.programmingSession)
+        client.unlock_security_access(1)
+        start = time.perf_counter()
+        response = client.request_file_transfer(
+            RequestFileTransfer.ModeOfOperation.ReplaceFile, "bench.bin", filesize=len(payload)
+        )
+        block = response.service_data.max_length - 2
+        view = memoryview(payload)
+        for counter, offset in enumerate(range(0, len(payload), block), start=1):
+            client.transfer_data(counter & 0xFF, bytes(view[offset : offset + block]))
+        digest = client.request_transfer_exit().service_data.parameter_records
+        elapsed = time.perf_counter() - start
+    if digest != hashlib.sha256(payload).digest():
+        raise SystemExit("ECU stored something else than was sent")
+    return elapsed
+
+
+def raw_tcp(host: str, size: int) -> float:
+    """Bytes/s of a plain TCP stream over loopback in 1 MiB writes (the ceiling for any client)."""
+    server = socket.create_server((host, 0))
+    port = server.getsockname()[1]
+
+    def sink() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while conn.recv(1 << 20):
+                pass
+
+    thread = threading.Thread(target=sink)
+    thread.start()
+    chunk = os.urandom(1 << 20)
+    start = time.perf_counter()
+    with socket.create_connection((host, port)) as sock:
+        for _ in range(size // len(chunk)):
+            sock.sendall(chunk)
+    thread.join()
+    server.close()
+    return size / (time.perf_counter() - start)
+
+
+def serve_cars(directory: str, addresses: list[str], ready: Connection) -> None:
+    """Child process: the cars, as in a real bench (the tester is another machine/process)."""
+    configure_logging("WARNING")
+    host = SimulatorHost()
+    for i, address in enumerate(addresses):
+        store = provision(Path(directory) / str(i), spec(i), oem_secret=OEM_SECRET)
+        host.start_car(Car(store, CarServices()), EntityConfig(address, announce_to=None))
+    ready.send("ready")
+    ready.recv()  # until the parent says stop
+    host.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short run")
+    args = parser.parse_args()
+    configure_logging("WARNING")
+    one_size = (16 if args.quick else 64) * (1 << 20)
+    fleet_size = (4 if args.quick else 16) * (1 << 20)
+    cars = 10
+    base = random.SystemRandom().randrange(100, 250)
+    addresses = list(fleet_addresses(cars, base))
+    with tempfile.TemporaryDirectory() as tmp:
+        parent, child = multiprocessing.Pipe()
+        simulator = multiprocessing.get_context("spawn").Process(
+            target=serve_cars, args=(tmp, addresses, child)
+        )
+        simulator.start()
+        parent.recv()
+        payload = os.urandom(one_size)
+        upload(addresses[0], spec(0).ecus[0].serial_number, payload[: 1 << 20])  # warm-up
+        single = one_size / upload(addresses[0], spec(0).ecus[0].serial_number, payload)
+
+        results: list[float] = [0.0] * cars
+        fleet_payload = payload[:fleet_size]
+
+        def run(i: int) -> None:
+            results[i] = upload(addresses[i], spec(i).ecus[0].serial_number, fleet_payload)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(cars)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - start
+        per_car = min(fleet_size / r for r in results)
+        aggregate = cars * fleet_size / wall
+        parent.send("stop")
+        simulator.join(10)
+    raw = raw_tcp("127.0.0.1", one_size)
+
+    def row(label: str, rate: float) -> None:
+        print(
+            f"{label:<34} {rate / MB:9.1f} MB/s   {rate / LINE_RATE:6.2f}x line rate"
+            f"   {rate / raw:6.1%} of raw TCP"
+        )
+
+    print(
+        f"TransferData, 1 MiB blocks, {one_size >> 20} MiB to one car, {fleet_size >> 20} MiB "
+        f"to each of {cars} cars at once (stock udsoncan + doipclient)"
+    )
+    row("raw loopback TCP (same run)", raw)
+    row("100BASE-T1 line rate", LINE_RATE)
+    row("one car", single)
+    row(f"{cars} cars: slowest car", per_car)
+    row(f"{cars} cars: aggregate", aggregate)
+    verdict = "meets" if per_car >= 0.9 * LINE_RATE and single >= 0.9 * LINE_RATE else "MISSES"
+    print(f"target >= 90 % of line rate per car: {verdict}")
+
+
+if __name__ == "__main__":
+    main()
