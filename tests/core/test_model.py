@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from forecourt.core import (
     ALLOWED_TRANSITIONS,
+    Catalog,
     CategoryRule,
     ConsentChoice,
     ConsentMode,
@@ -31,6 +32,7 @@ from forecourt.core import (
     Market,
     PackageNeed,
     PackageType,
+    PlanRefusal,
     SemVer,
     VersionError,
 )
@@ -208,3 +210,59 @@ def test_dealer_fields_are_checked(field: str, value: Any, reason: str) -> None:
     with pytest.raises(DomainValueError) as caught:
         dataclasses.replace(good, **{field: value})
     assert (caught.value.field, caught.value.reason) == (field, reason)
+
+
+def test_catalog_refuses_duplicate_feature_codes_and_package_versions() -> None:
+    from tests.core.factories import CATALOG
+
+    with pytest.raises(DomainValueError) as codes:
+        Catalog(CATALOG.features + CATALOG.features[:1], ())
+    assert (codes.value.field, codes.value.reason) == ("features", "a feature code appears twice")
+    with pytest.raises(DomainValueError) as versions:
+        Catalog((), CATALOG.packages + CATALOG.packages[:1])
+    assert versions.value.reason == "a package version appears twice"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [({"retention_days": 0}, "retention_days", "must be positive"),
+     ({"notice_version": ""}, "notice_version", "must not be empty"),
+     ({"languages": ()}, "languages", "at least one notice language is needed")],
+)  # fmt: skip
+def test_compliance_profile_invariants(changes: dict[str, Any], field: str, reason: str) -> None:
+    from tests.core.factories import profile
+
+    with pytest.raises(DomainValueError) as caught:
+        dataclasses.replace(profile(), **changes)
+    assert (caught.value.field, caught.value.reason) == (field, reason)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [({"size": 0}, "size", "must be positive"),
+     ({"markets": frozenset()}, "markets", "os-x is offered in no market"),
+     ({"compatible_hardware": frozenset()}, "compatible_hardware", "os-x fits no hardware")],
+)  # fmt: skip
+def test_package_invariants(changes: dict[str, Any], field: str, reason: str) -> None:
+    good = package("os-x", "1.0.0", PackageType.OS, EcuRole.CGW)
+    with pytest.raises(DomainValueError) as caught:
+        dataclasses.replace(good, **changes)
+    assert (caught.value.field, caught.value.reason) == (field, reason)
+
+
+def test_feature_code_roles_and_offers_are_checked() -> None:
+    with pytest.raises(DomainValueError) as code:
+        feature("nav", {EcuRole.HEAD_UNIT})
+    assert code.value.reason == "'nav' is not an upper-case feature code"
+    with pytest.raises(DomainValueError) as roles:
+        feature("NAV", set())
+    assert roles.value.reason == "NAV must run on some ECU"
+    with pytest.raises(DomainValueError) as offers:
+        feature("NAV", {EcuRole.HEAD_UNIT}, markets=(Market.EU, Market.EU))
+    assert offers.value.reason == "NAV is offered twice in one market"
+
+
+def test_a_refusal_without_reasons_cannot_exist() -> None:
+    with pytest.raises(DomainValueError) as caught:
+        PlanRefusal(VIN, ())
+    assert caught.value.reason == "a refusal needs at least one reason"
