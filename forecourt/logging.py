@@ -47,6 +47,25 @@ def redact_secrets(
     return event_dict
 
 
+class _StderrLogger:
+    """Writes each rendered event to whatever ``sys.stderr`` is *now*.
+
+    structlog's PrintLogger keeps the stream it was created with; after a test runner swaps and
+    closes stderr, later log calls would fail. Looking the stream up per call avoids that.
+    """
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _stderr_logger_factory(*_args: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
     """Configure structlog and the standard library's logging once per process."""
     numeric = logging.getLevelName(level.upper())
@@ -69,7 +88,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger_factory,
         cache_logger_on_first_use=False,
     )
 

@@ -53,6 +53,7 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
     cfg.attributes["engine"] = engine
     return cfg
