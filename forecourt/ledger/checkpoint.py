@@ -104,7 +104,7 @@ class NoteVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         try:
-            name, hash_hex, blob_b64 = vkey.strip().split("+")
+            name, hash_hex, blob_b64 = vkey.strip().split("+", 2)
             blob = base64.b64decode(blob_b64, validate=True)
             key = Ed25519PublicKey.from_public_bytes(blob[1:])
         except (ValueError, binascii.Error) as exc:
