@@ -176,6 +176,7 @@ class Car:
             used_nonces=tuple(bytes.fromhex(n) for n in self.state.used_nonces),
             oem_root_pem=self.state.oem_root_pem,
             active_features=tuple(f.feature_id for f in self.state.features),
+            trust_state=copy.deepcopy(self.state.trust_state),
         )
 
     def routine_results(self) -> bytes:
@@ -276,13 +277,19 @@ class Car:
         raise NegativeResponse(nrc, reason)
 
     def _check_plan(self, plan: ActivationPlan) -> None:
-        """The car's own checks, whatever the verifier said (defence in depth)."""
+        """The car's own checks, whatever the verifier said (defence in depth).
+
+        NRCs follow the trust layer's table (``forecourt.trust.errors``): rollback 0x70, replay
+        0x24, foreign ECU 0x31, image hash or length 0x72.
+        """
         if plan.counter <= self.state.activation_counter:
-            raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"counter {plan.counter} not fresh")
+            raise TrustRefusal(
+                Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED, f"counter {plan.counter} not fresh"
+            )
         if plan.nonce is not None and (
             plan.nonce not in self._issued_nonces or plan.nonce.hex() in self.state.used_nonces
         ):
-            raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, "nonce not issued or already used")
+            raise TrustRefusal(Nrc.REQUEST_SEQUENCE_ERROR, "nonce not issued or already used")
         for grant in plan.features:
             if grant.ecu_address not in self.state.ecus:
                 raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"no ECU {grant.ecu_address:04X}")
@@ -292,12 +299,14 @@ class Car:
                 raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"no ECU {image.ecu_address:04X}")
             installed = ecu.images.get(image.name)
             if installed is not None and image.version < installed.version:
-                raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"rollback of {image.name}")
+                raise TrustRefusal(Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED, f"rollback of {image.name}")
             received = self.ecus[self.gateway_address].receiver.completed(image.name)
             if received is None:
                 raise TrustRefusal(Nrc.REQUEST_SEQUENCE_ERROR, f"image {image.name} not received")
             if received.length != image.length or received.sha256 != image.sha256:
-                raise TrustRefusal(Nrc.REQUEST_OUT_OF_RANGE, f"image {image.name} hash/length")
+                raise TrustRefusal(
+                    Nrc.GENERAL_PROGRAMMING_FAILURE, f"image {image.name} hash/length"
+                )
 
     def _stage(self, plan: ActivationPlan, address: int) -> dict[tuple[int, str], str]:
         if self.services.faults.fail_flash_ecu == address:
@@ -342,4 +351,6 @@ class Car:
             new.used_nonces = [*new.used_nonces, plan.nonce.hex()][-256:]
             self._issued_nonces = [n for n in self._issued_nonces if n != plan.nonce]
         new.last_bundle_id = plan.bundle_id
+        if plan.trust_state is not None:
+            new.trust_state = dict(plan.trust_state)
         return new

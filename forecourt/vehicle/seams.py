@@ -11,9 +11,10 @@ code (0x50-0x58 for certificates and proofs, 0x22/0x31/0x33 etc. for bundles).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from forecourt.vehicle.uds.nrc import Nrc
 
@@ -71,6 +72,7 @@ class CarView:
     used_nonces: tuple[bytes, ...]
     oem_root_pem: str
     active_features: tuple[str, ...]
+    trust_state: Mapping[str, Any] = field(default_factory=dict)  # the verifier's own, opaque
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ class ActivationPlan:
     features: tuple[FeatureGrant, ...]
     images: tuple[ImageInstall, ...]
     revoked_features: tuple[str, ...] = ()
+    trust_state: Mapping[str, Any] | None = None  # verifier state to persist with the apply
 
 
 class BundleVerifier(Protocol):

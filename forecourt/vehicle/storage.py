@@ -94,6 +94,9 @@ class CarState:
     dtcs: list[DtcRecord] = field(default_factory=list)
     last_bundle_id: str | None = None
     oem_root_pem: str = ""
+    trust_state: dict[str, Any] = field(
+        default_factory=dict
+    )  # pinned roots etc., see trust_adapter
     generation: int = 0
 
     def to_json(self) -> bytes:

@@ -114,11 +114,11 @@ def test_forged_bundle_is_refused_with_dtc_and_nothing_changes(
 @pytest.mark.parametrize(
     ("attack", "nrc"),
     [
-        ("replayed_counter", Nrc.REQUEST_OUT_OF_RANGE),
+        ("replayed_counter", Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED),
         ("other_vin", Nrc.REQUEST_OUT_OF_RANGE),
-        ("image_hash_mismatch", Nrc.REQUEST_OUT_OF_RANGE),
-        ("rollback", Nrc.REQUEST_OUT_OF_RANGE),
-        ("unissued_nonce", Nrc.REQUEST_OUT_OF_RANGE),
+        ("image_hash_mismatch", Nrc.GENERAL_PROGRAMMING_FAILURE),
+        ("rollback", Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED),
+        ("unissued_nonce", Nrc.REQUEST_SEQUENCE_ERROR),
         ("unknown_ecu", Nrc.REQUEST_OUT_OF_RANGE),
     ],
 )
