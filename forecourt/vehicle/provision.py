@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -86,8 +87,13 @@ def provision(
     oem_root_pem: str = "",
     ecu_keys: Mapping[int, EcuKeys] | None = None,
     issuer: EcuCertificateIssuer | None = None,
+    trust_state: Mapping[str, Any] | None = None,
 ) -> CarStore:
-    """Create the car's store; refuses to overwrite an existing car."""
+    """Create the car's store; refuses to overwrite an existing car.
+
+    ``trust_state`` pins the OEM's director and image roots for the bundle verifier
+    (:func:`forecourt.vehicle.trust_adapter.trust_state_to_dict`).
+    """
     store = CarStore(directory)
     if store.exists():
         raise AlreadyProvisioned(f"{spec.vin} already provisioned at {directory}")
@@ -136,6 +142,7 @@ def provision(
         option_codes=list(spec.option_codes),
         ecus=records,
         oem_root_pem=oem_root_pem,
+        trust_state=dict(trust_state or {}),
     )
     store.create(state)
     _log.info("car_provisioned", vin=spec.vin, ecus=[f"{a:04X}" for a in records])

@@ -48,7 +48,9 @@ def fingerprint(car: Car) -> tuple[Any, ...]:
     return (
         sorted((f.feature_id, f.ecu_address, f.valid_until) for f in state.features),
         state.activation_counter,
-        sorted((a, n, i.version, i.sha256) for a, e in state.ecus.items() for n, i in e.images.items()),
+        sorted(
+            (a, n, i.version, i.sha256) for a, e in state.ecus.items() for n, i in e.images.items()
+        ),
         list(state.used_nonces),
     )
 
