@@ -4,3 +4,4 @@ from __future__ import annotations
 
 import forecourt.store.edge  # noqa: F401
 import forecourt.store.ledger  # noqa: F401
+import forecourt.store.registry  # noqa: F401

@@ -1,0 +1,237 @@
+"""The cloud's registry tables: dealers and their operators and certificates, vehicles and ECUs,
+the catalog (features, packages), entitlements, versioned compliance profiles, activations,
+offline packages and OEM staff API tokens.
+
+Domain values with many nested fields (a feature, a package, a compliance profile) are kept as
+their :mod:`forecourt.core.codec` JSON next to the columns that queries filter on, so the domain
+type stays the one definition and the table never drifts from it.
+
+Two constraints carry concurrency rules, on SQLite and PostgreSQL alike:
+
+* ``registry_activations.request_id`` is the primary key: a retried request finds its answer.
+* ``registry_activations.open_vin`` is unique and equals the VIN while an activation is open
+  (issued, not yet reported, not expired), NULL otherwise: two edges asking for one car at once
+  cannot both hold it, whatever the isolation level.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from forecourt.store.base import Base, UTCDateTime
+
+
+class DealerRow(Base):
+    """A dealership: identity (``DE-MUC-01``), location and the market it sells in."""
+
+    __tablename__ = "registry_dealers"
+
+    dealer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    city: Mapped[str] = mapped_column(String(100), nullable=False)
+    country: Mapped[str] = mapped_column(String(2), nullable=False)
+    market: Mapped[str] = mapped_column(String(8), nullable=False)
+    latitude: Mapped[float] = mapped_column(Float, nullable=False)
+    longitude: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class DealerOperatorRow(Base):
+    """An operator of a dealer as the cloud knows them: the edge's claim is checked against this."""
+
+    __tablename__ = "registry_dealer_operators"
+
+    dealer_id: Mapped[str] = mapped_column(
+        ForeignKey("registry_dealers.dealer_id"), primary_key=True
+    )
+    operator_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class DealerCertificateRow(Base):
+    """A client certificate issued to a dealer edge; ``revoked_at`` set once revoked."""
+
+    __tablename__ = "registry_dealer_certificates"
+
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)  # lower-case hex
+    dealer_id: Mapped[str] = mapped_column(
+        ForeignKey("registry_dealers.dealer_id"), nullable=False, index=True
+    )
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class VehicleRow(Base):
+    """A car as the factory built it, and where it is now (dealer, owner, lifecycle state)."""
+
+    __tablename__ = "registry_vehicles"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    model: Mapped[str] = mapped_column(String(32), nullable=False)
+    model_year: Mapped[int] = mapped_column(Integer, nullable=False)
+    plant: Mapped[str] = mapped_column(String(32), nullable=False)
+    build_date: Mapped[date] = mapped_column(Date, nullable=False)
+    market: Mapped[str] = mapped_column(String(8), nullable=False)
+    option_codes: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    dealer_id: Mapped[str | None] = mapped_column(
+        ForeignKey("registry_dealers.dealer_id"), nullable=True, index=True
+    )
+    owner_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    activation_counter: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    offline_counter: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    feed_digest: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class EcuRow(Base):
+    """One ECU of the factory inventory (ISO 14229 identifiers and the factory keys)."""
+
+    __tablename__ = "registry_ecus"
+
+    vin: Mapped[str] = mapped_column(ForeignKey("registry_vehicles.vin"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    logical_address: Mapped[int] = mapped_column(Integer, nullable=False)
+    serial: Mapped[str] = mapped_column(String(64), nullable=False)
+    hardware_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    software_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    signing_public_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sealing_public_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class FeatureRow(Base):
+    """A catalog feature, its codec JSON kept whole."""
+
+    __tablename__ = "registry_features"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class PackageRow(Base):
+    """A published package version; its bytes live in the blob store under ``sha256``."""
+
+    __tablename__ = "registry_packages"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class EntitlementRow(Base):
+    """A vehicle's right to a feature. ``reference`` makes a purchase idempotent."""
+
+    __tablename__ = "registry_entitlements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    vin: Mapped[str] = mapped_column(
+        ForeignKey("registry_vehicles.vin"), nullable=False, index=True
+    )
+    feature_code: Mapped[str] = mapped_column(String(32), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ComplianceProfileRow(Base):
+    """Version ``version`` of a market's privacy profile; the newest published one applies."""
+
+    __tablename__ = "registry_compliance_profiles"
+
+    market: Mapped[str] = mapped_column(String(8), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ActivationRow(Base):
+    """One authorisation request and its outcome, keyed by the edge's request id.
+
+    ``status``: ``pending`` while being decided, ``issued`` (bundle held), ``refused`` (reasons
+    held), ``applied``/``failed`` once the edge reports, ``expired`` when taken over after its
+    validity.
+    """
+
+    __tablename__ = "registry_activations"
+    __table_args__ = (UniqueConstraint("open_vin"),)
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    vin: Mapped[str] = mapped_column(String(17), nullable=False, index=True)
+    open_vin: Mapped[str | None] = mapped_column(String(17), nullable=True)
+    dealer_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    operator_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    activation_counter: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class OfflinePackageRow(Base):
+    """A bundle issued ahead for an assigned car: single use, short validity, use recorded."""
+
+    __tablename__ = "registry_offline_packages"
+
+    package_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vin: Mapped[str] = mapped_column(
+        ForeignKey("registry_vehicles.vin"), nullable=False, index=True
+    )
+    dealer_id: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
+    counter: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    bundle: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    use_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    uses: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+
+
+class ApiTokenRow(Base):
+    """An OEM staff token: only its SHA-256 is kept, with the scopes it grants."""
+
+    __tablename__ = "registry_api_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    subject: Mapped[str] = mapped_column(String(100), nullable=False)
+    scopes: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+__all__ = [
+    "ActivationRow",
+    "ApiTokenRow",
+    "ComplianceProfileRow",
+    "DealerCertificateRow",
+    "DealerOperatorRow",
+    "DealerRow",
+    "EcuRow",
+    "EntitlementRow",
+    "FeatureRow",
+    "OfflinePackageRow",
+    "PackageRow",
+    "VehicleRow",
+]
