@@ -11,7 +11,11 @@ Invariants the schema keeps on its own, whatever code writes to it:
 * a review request records requester and reviewer as two columns, and a check constraint refuses a
   row where they are the same operator (four-eyes, enforced again by the database);
 * an offline package is used at most once (``used_at`` set once, state ``used``);
-* consent rows are append-only: a withdrawal is a new row that names the row it supersedes.
+* consent rows are append-only: a withdrawal is a new row that names the row it supersedes;
+* a workflow's steps are numbered 1, 2, 3 ... without a gap or a repeat (primary key), and each
+  names the ledger entry that records it, so "every step is in the ledger exactly once" is a join;
+* an outbox message is either pending, sent (``sent_at``) or dead (``dead_at``: the receiver refused
+  it for good), never two of them.
 """
 
 from __future__ import annotations
@@ -160,6 +164,9 @@ class EdgeOutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Set when the receiver refused the message for good (problem code in ``last_error``);
+    #: a dead message is kept and shown, never retried and never silently dropped.
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class EdgeOfflinePackage(Base):
@@ -207,3 +214,35 @@ class EdgeConsentRecord(Base):
     operator_id: Mapped[str | None] = mapped_column(ForeignKey("edge_operators.id"))
     supersedes_id: Mapped[str | None] = mapped_column(ForeignKey("edge_consent_records.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EdgeWorkflowStep(Base):
+    """One committed transition of an activation workflow and the evidence of that step.
+
+    Written in the same transaction as the workflow's state change, its ledger entry and its
+    outbox message, so after a crash either all four exist or none does.
+    """
+
+    __tablename__ = "edge_workflow_steps"
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        CheckConstraint("duration_ms >= 0", name="duration_non_negative"),
+    )
+
+    workflow_id: Mapped[str] = mapped_column(
+        ForeignKey("edge_activation_workflows.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    #: Stable code: ``ok`` or the refusal / failure code.
+    status: Mapped[str] = mapped_column(String(64))
+    #: What the step saw: identifiers read, bundle hash, bytes confirmed by the car, NRCs ...
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: SHA-256 of the canonical JSON evidence; the ledger entry carries it.
+    evidence_sha256: Mapped[str] = mapped_column(String(SHA256_HEX_LEN))
+    #: Index of the ledger entry that records this step (``ledger_entries.idx``).
+    ledger_index: Mapped[int] = mapped_column(Integer, unique=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int] = mapped_column(Integer)
