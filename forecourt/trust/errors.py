@@ -26,11 +26,21 @@ car answers RoutineControl FF00 / Authentication 0x29 with. The tree::
     │   ├── ImageHashMismatch      0x72   streamed image digest differs
     │   └── SealedSecretError      0x72   secret cannot be opened with the ECU's key
     ├── ManifestError              ← refusals of a vehicle version manifest (cloud/edge side)
-    └── CertificateError           ← OEM PKI and UDS 0x29 (NRCs from ISO 14229-1:2020 §10.6)
-        ├── UntrustedCertificate   0x52   chain does not lead to the pinned root
-        ├── CertificateExpired     0x50   outside notBefore..notAfter
+    │   ├── ManifestFormatError           malformed, unknown format, above its size bound
+    │   ├── ManifestSignatureInvalid      primary's or an ECU's signature does not verify
+    │   ├── ManifestInventoryMismatch     an ECU of the inventory missing, or one not in it
+    │   ├── ManifestCounterReused         an ECU's report counter not above the previous one
+    │   └── ManifestAttackReported        an ECU set its attack indicator
+    ├── PkiError                   ← the issuing side refuses a request (bad name, wrong key type)
+    └── CertificateError           ← OEM PKI, mTLS and UDS 0x29 (NRCs from ISO 14229-1:2020 §10.6)
+        ├── CertificateFormatError 0x54   not a DER/PEM X.509 certificate or CRL
+        ├── CertificateExpired     0x50   outside notBefore..notAfter (any certificate of the path)
+        ├── CertificateSignatureInvalid 0x51  a signature of the path does not verify
+        ├── UntrustedCertificate   0x52   chain does not lead to the pinned root (wrong issuer)
+        ├── CertificateConstraintViolated 0x52  basicConstraints/pathLen or name constraints
+        ├── CrlInvalid             0x52   CRL not signed by the issuing CA, or out of date
+        ├── CertificatePurposeError 0x56  key usage / extended key usage / key type for the purpose
         ├── CertificateRevoked     0x57   serial on the intermediate's CRL
-        ├── CertificatePurposeError 0x56  key usage / extended key usage / name constraint
         └── ProofOfPossessionFailed 0x58  challenge signature does not verify
 
 The classes carry what went wrong as attributes (for logs and the console) but a message free of
@@ -173,6 +183,11 @@ class ManifestError(TrustError):
     code = "manifest_refused"
 
 
+class ManifestFormatError(ManifestError):
+    code = "manifest_format"
+    nrc = 0x13
+
+
 class ManifestSignatureInvalid(ManifestError):
     code = "manifest_signature_invalid"
 
@@ -189,10 +204,36 @@ class ManifestAttackReported(ManifestError):
     code = "manifest_attack_reported"
 
 
+class PkiError(TrustError):
+    """The OEM PKI refuses to issue or load (bad name, wrong key type, missing CA files)."""
+
+    code = "pki_error"
+
+
 class CertificateError(TrustError):
     """A certificate is refused (OEM PKI, mTLS, UDS 0x29)."""
 
     code = "certificate_refused"
+    nrc = 0x52
+
+
+class CertificateFormatError(CertificateError):
+    code = "certificate_format"
+    nrc = 0x54
+
+
+class CertificateSignatureInvalid(CertificateError):
+    code = "certificate_signature_invalid"
+    nrc = 0x51
+
+
+class CertificateConstraintViolated(CertificateError):
+    code = "certificate_constraint_violated"
+    nrc = 0x52
+
+
+class CrlInvalid(CertificateError):
+    code = "crl_invalid"
     nrc = 0x52
 
 
