@@ -24,6 +24,7 @@ from forecourt.trust.certificates import (
     issue_leaf,
     load_certificate,
     load_crl,
+    server_subject,
 )
 from forecourt.trust.chain import check_revocation, verify_chain
 from forecourt.trust.oem_pki import IssuedCertificate, OemPki
@@ -56,6 +57,7 @@ __all__ = [
     "load_certificate",
     "load_crl",
     "server_ssl_context",
+    "server_subject",
     "verify_chain",
     "write_pem_bundle",
 ]
