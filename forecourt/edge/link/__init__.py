@@ -25,6 +25,7 @@ from forecourt.edge.link.errors import (
     VehicleNotFound,
     VehicleUnreachable,
 )
+from forecourt.edge.link.memory import InMemoryVehicleLink, MemoryEcu, MemoryVehicle
 from forecourt.edge.link.model import (
     GATEWAY,
     ApplyOutcome,
@@ -61,8 +62,11 @@ __all__ = [
     "EcuNegativeResponse",
     "EcuTimeout",
     "FeatureStatus",
+    "InMemoryVehicleLink",
     "LinkConfig",
     "LinkNotBound",
+    "MemoryEcu",
+    "MemoryVehicle",
     "Preconditions",
     "Progress",
     "ResetType",

@@ -364,9 +364,7 @@ class DoipVehicleLink:
         )
         data = first.service_data
         if data.return_value != OWNERSHIP_VERIFICATION_NECESSARY:
-            raise UnexpectedResponse(
-                ecu, 0x29, f"return parameter {data.return_value:#04x}"
-            )
+            raise UnexpectedResponse(ecu, 0x29, f"return parameter {data.return_value:#04x}")
         proof = credentials.prove_ownership(bytes(data.challenge_server))
         second = self._call(
             ecu,
