@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
 from forecourt.trust.canonical import parse_bounded
-from forecourt.trust.errors import BundleError, TrustError
+from forecourt.trust.certificates import (
+    CertificatePurpose,
+    NameConstraintsPolicy,
+    load_certificate,
+    load_crl,
+)
+from forecourt.trust.chain import verify_chain
+from forecourt.trust.errors import BundleError, CertificateError, TrustError
 from forecourt.trust.model import ACTIVATION_FIELD, MAX_BUNDLE_BYTES
+from forecourt.trust.oem_pki import OemPki
 from forecourt.trust.verifier import CarTrustState, EcuTrustState, verify_bundle
 
 bundle_app = typer.Typer(no_args_is_help=True)
@@ -105,3 +114,181 @@ def inspect_command(
         console.print(f"[bold red]REFUSED[/] {exc.code} (NRC 0x{exc.nrc:02X}): {exc}")
         raise typer.Exit(1) from exc
     console.print("[bold green]VERIFIED[/] signatures, thresholds, expiry, image consistency")
+
+
+_ROOT_PASSWORD = typer.Option(
+    ...,
+    "--root-password",
+    envvar="FORECOURT_PKI_ROOT_PASSWORD",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Encrypts the offline root key.",
+)
+_CA_PASSWORD = typer.Option(
+    ...,
+    "--ca-password",
+    envvar="FORECOURT_PKI_CA_PASSWORD",
+    prompt=True,
+    hide_input=True,
+    help="Encrypts the issuing CA key.",
+)
+_DIR = typer.Argument(..., file_okay=False, help="The PKI directory.")
+
+
+def _load(directory: Path, ca_password: str) -> OemPki:
+    try:
+        return OemPki.load(directory, ca_password.encode())
+    except TrustError as exc:
+        Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
+        raise typer.Exit(2) from exc
+
+
+@pki_app.command("init")
+def pki_init(
+    directory: Path = _DIR,
+    permit_dns: list[str] = typer.Option(
+        ["localhost"], "--permit-dns", help="DNS subtree server certificates may name."
+    ),
+    permit_ip: list[str] = typer.Option(
+        ["127.0.0.0/8", "::1/128"], "--permit-ip", help="IP network server certificates may name."
+    ),
+    root_password: str = _ROOT_PASSWORD,
+    ca_password: str = _CA_PASSWORD,
+) -> None:
+    """Create root CA (key kept in DIR/offline, encrypted), issuing CA and an empty CRL."""
+    try:
+        pki = OemPki.create(
+            directory,
+            root_password.encode(),
+            ca_password.encode(),
+            policy=NameConstraintsPolicy(tuple(permit_dns), tuple(permit_ip)),
+        )
+    except TrustError as exc:
+        Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
+        raise typer.Exit(2) from exc
+    console = Console()
+    console.print(
+        f"root      {pki.root.subject.rfc4514_string()}  serial {pki.root.serial_number:x}"
+    )
+    console.print(f"issuing   {pki.ca.subject.rfc4514_string()}  serial {pki.ca.serial_number:x}")
+    console.print(f"[yellow]move {directory / 'offline'} to offline storage[/]")
+
+
+@pki_app.command("issue-dealer")
+def pki_issue_dealer(
+    directory: Path = _DIR,
+    dealer: str = typer.Option(..., "--dealer", help="Dealer id (subject UID)."),
+    edge: str = typer.Option(..., "--edge", help="Edge id (subject CN)."),
+    ca_password: str = _CA_PASSWORD,
+) -> None:
+    """Issue a dealer edge certificate and write cert, key, CA and CRL PEM files."""
+    pki = _load(directory, ca_password)
+    try:
+        issued = pki.issue_dealer(dealer, edge)
+    except TrustError as exc:
+        Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
+        raise typer.Exit(2) from exc
+    paths = issued.write_pem_bundle(directory / "dealers" / f"{dealer}-{edge}", crl=pki.crl)
+    Console().print(f"serial {issued.cert.serial_number:x}\ncert {paths.cert}\nkey  {paths.key}")
+
+
+@pki_app.command("issue-cloud")
+def pki_issue_cloud(
+    directory: Path = _DIR,
+    host: list[str] = typer.Option(
+        ["localhost", "127.0.0.1"], "--host", help="DNS name or IP address (repeat)."
+    ),
+    ca_password: str = _CA_PASSWORD,
+) -> None:
+    """Issue the cloud's TLS server certificate and write the PEM files uvicorn takes."""
+    pki = _load(directory, ca_password)
+    try:
+        issued = pki.issue_cloud(host)
+    except TrustError as exc:
+        Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
+        raise typer.Exit(2) from exc
+    paths = issued.write_pem_bundle(directory / "cloud", crl=pki.crl)
+    Console().print(f"serial {issued.cert.serial_number:x}\ncert {paths.cert}\nkey  {paths.key}")
+
+
+@pki_app.command("revoke")
+def pki_revoke(
+    directory: Path = _DIR,
+    serial: str = typer.Argument(..., help="Certificate serial, hexadecimal."),
+    ca_password: str = _CA_PASSWORD,
+) -> None:
+    """Revoke a certificate and publish a new CRL at once."""
+    pki = _load(directory, ca_password)
+    try:
+        pki.revoke(int(serial, 16))
+    except ValueError as exc:
+        Console(stderr=True).print(f"[bold red]error[/] serial {serial!r} is not hexadecimal")
+        raise typer.Exit(2) from exc
+    except TrustError as exc:
+        Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
+        raise typer.Exit(2) from exc
+    crl = pki.publish_crl()
+    Console().print(f"revoked {serial}; CRL lists {len(list(crl))} serial(s)")
+
+
+@pki_app.command("crl")
+def pki_crl(directory: Path = _DIR, ca_password: str = _CA_PASSWORD) -> None:
+    """Publish a fresh CRL (do so before the last one's nextUpdate)."""
+    pki = _load(directory, ca_password)
+    crl = pki.publish_crl()
+    Console().print(
+        f"CRL {directory / 'crl.pem'}: {len(list(crl))} revoked, next update "
+        f"{crl.next_update_utc:%Y-%m-%dT%H:%MZ}"
+    )
+
+
+def _eku_names(cert: x509.Certificate) -> str:
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return "-"
+    return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in eku)
+
+
+@pki_app.command("show")
+def pki_show(
+    cert_file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="Certificate (PEM/DER)."
+    ),
+    root: Path | None = typer.Option(None, "--root", help="Pinned root (PEM) to verify against."),
+    chain: Path | None = typer.Option(None, "--chain", help="Issuing CA certificate (PEM)."),
+    crl: Path | None = typer.Option(None, "--crl", help="Issuing CA's CRL (PEM)."),
+    purpose: CertificatePurpose = typer.Option(CertificatePurpose.DEALER, "--purpose"),
+) -> None:
+    """Print a certificate and whether it verifies against the root and CRL."""
+    console = Console()
+    try:
+        cert = load_certificate(cert_file.read_bytes())
+    except TrustError as exc:
+        console.print(f"[bold red]REFUSED[/] {exc.code}: {exc}")
+        raise typer.Exit(2) from exc
+    table = Table("field", "value", show_header=False)
+    table.add_row("subject", cert.subject.rfc4514_string())
+    table.add_row("issuer", cert.issuer.rfc4514_string())
+    table.add_row("serial", f"{cert.serial_number:x}")
+    table.add_row(
+        "validity",
+        f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%MZ} .. "
+        f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%MZ}",
+    )
+    table.add_row("EKU", _eku_names(cert))
+    console.print(table)
+    if root is None:
+        console.print("[yellow]NOT CHECKED[/] (give --root, --chain and --crl to verify)")
+        return
+    pinned = load_certificate(root.read_bytes())
+    intermediates = [load_certificate(chain.read_bytes())] if chain is not None else []
+    revocations = load_crl(crl.read_bytes()) if crl is not None else None
+    try:
+        verify_chain(cert, intermediates, pinned, purpose, datetime.now(UTC), revocations)
+    except CertificateError as exc:
+        console.print(f"[bold red]REFUSED[/] {exc.code} (NRC 0x{exc.nrc:02X}): {exc}")
+        raise typer.Exit(1) from exc
+    checked = "root and CRL" if revocations is not None else "root (no CRL given)"
+    console.print(f"[bold green]VERIFIED[/] as {purpose} against the {checked}")
