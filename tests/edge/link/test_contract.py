@@ -214,3 +214,12 @@ def test_ecu_reset_ends_the_session_and_its_authentication(world: World) -> None
     with pytest.raises(EcuNegativeResponse) as error:
         world.link.transfer(0x1000, "bundle", b"data")
     assert error.value.nrc == 0x7F
+
+
+def test_memory_link_falls_back_to_seed_key_where_0x29_is_not_offered() -> None:
+    world = memory_world()
+    assert isinstance(world.link, InMemoryVehicleLink)
+    world.link.vehicles[0].offers_certificate_authentication = False
+    world.link.discover(vin=VIN)
+    assert world.link.authenticate(0x1001, dealer()).method == "seed_key"
+    assert world.link.transfer(0x1001, "f", b"x").size == 1
