@@ -1,0 +1,385 @@
+"""The authorisation service: decide an activation, sign it, and never twice for one car at once.
+
+Steps, each refusal collected rather than returned at the first:
+
+1. The request id is claimed (primary key). A retry with the same body gets the first answer; a
+   different body under the same id is ``idempotency_key_reused``.
+2. The car is claimed: the row's ``open_vin`` is unique, so while one activation of a car is open
+   (being decided, or issued and not yet reported, until its validity ends) any other request is
+   ``activation_in_progress``. This holds on SQLite and PostgreSQL, across replicas.
+3. The decision: ECU inventory read vs the factory record, dealer assignment and sales region,
+   the operator re-checked against the dealer's registry, then :func:`plan_activation` with the
+   catalog, entitlements, consent and the compliance profile of the dealer's location.
+4. A plan is signed with the next activation counter of the car (row locked for the increment).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from forecourt.cloud.activations.checks import (
+    CloudReason,
+    ReadEcu,
+    assignment_reasons,
+    inventory_reasons,
+    operator_reason,
+)
+from forecourt.cloud.catalog.service import entitlements_of, load_catalog
+from forecourt.cloud.compliance.service import market_of_location, profile_for_dealer
+from forecourt.cloud.context import CloudContext
+from forecourt.cloud.problems import CloudProblem, ProblemCode
+from forecourt.cloud.registry.dealers import OperatorClaim, get_dealer, operator_problem
+from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
+from forecourt.core import (
+    ActivationPlan,
+    ConsentRecord,
+    LifecycleState,
+    PlanRefusal,
+    plan_activation,
+    to_json,
+)
+from forecourt.logging import get_logger
+from forecourt.store.registry import ActivationRow
+from forecourt.trust.model import NonceFreshness
+
+_log = get_logger("cloud.activations")
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationRequest:
+    request_id: str
+    vin: str
+    operator: OperatorClaim
+    features: tuple[str, ...]
+    inventory: tuple[ReadEcu, ...]
+    nonce: str
+    consent: ConsentRecord | None
+
+    def digest(self) -> str:
+        """SHA-256 of everything but the request id: what "the same request" means."""
+        body = {
+            "vin": self.vin,
+            "operator": [self.operator.operator_id, self.operator.role],
+            "features": sorted(self.features),
+            "inventory": sorted(
+                [e.role, e.serial, e.hardware_number, e.software_version] for e in self.inventory
+            ),
+            "nonce": self.nonce,
+            "consent": to_json(self.consent),
+        }
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedActivation:
+    request_id: str
+    vin: str
+    activation_counter: int
+    expires_at: datetime
+    bundle: bytes
+    features: tuple[str, ...]
+    withheld: list[dict[str, Any]]
+    profile_version: int
+    replayed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "vin": self.vin,
+            "activation_counter": self.activation_counter,
+            "expires_at": self.expires_at.isoformat(),
+            "features": list(self.features),
+            "withheld": self.withheld,
+            "compliance_profile_version": self.profile_version,
+            "bundle": base64.b64encode(self.bundle).decode("ascii"),
+        }
+
+
+def refusal_problem(vin: str, reasons: Sequence[dict[str, Any]]) -> CloudProblem:
+    codes = ", ".join(sorted({str(r["code"]) for r in reasons}))
+    return CloudProblem(
+        422,
+        ProblemCode.ACTIVATION_REFUSED,
+        "Activation refused",
+        f"{len(reasons)} reason(s): {codes}",
+        vin=vin,
+        reasons=list(reasons),
+    )
+
+
+def _in_progress(vin: str) -> CloudProblem:
+    return CloudProblem(
+        409,
+        ProblemCode.ACTIVATION_IN_PROGRESS,
+        "Activation in progress",
+        f"an activation of {vin} is already open; report its result or wait for it to expire",
+        vin=vin,
+    )
+
+
+class ActivationService:
+    def __init__(self, context: CloudContext) -> None:
+        self._context = context
+        self._db = context.db
+
+    def authorise(self, request: ActivationRequest, dealer_id: str) -> IssuedActivation:
+        now = self._context.config.clock()
+        digest = request.digest()
+        replay = self._claim(request, dealer_id, digest, now)
+        if replay is not None:
+            return replay
+        try:
+            outcome = self._decide(request, dealer_id, now)
+        except BaseException:
+            self._release(request.request_id)
+            raise
+        if isinstance(outcome, list):
+            self._record_refusal(request, outcome, now)
+            raise refusal_problem(request.vin, outcome)
+        plan, profile_version, feature_until, requires, vehicle = outcome
+        return self._issue(request, plan, profile_version, feature_until, requires, vehicle, now)
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def _claim(
+        self, request: ActivationRequest, dealer_id: str, digest: str, now: datetime
+    ) -> IssuedActivation | None:
+        for _attempt in range(3):
+            with self._db.sessions() as session:
+                existing = session.get(ActivationRow, request.request_id)
+                if existing is not None:
+                    return self._replay(existing, digest, dealer_id)
+                vehicle_row(session, request.vin)  # vehicle_unknown before anything is held
+            try:
+                with self._db.transaction() as session:
+                    session.add(
+                        ActivationRow(
+                            request_id=request.request_id,
+                            request_digest=digest,
+                            vin=request.vin,
+                            open_vin=request.vin,
+                            dealer_id=dealer_id,
+                            operator_id=request.operator.operator_id,
+                            status="pending",
+                            created_at=now,
+                            expires_at=now + self._context.config.activation_validity,
+                        )
+                    )
+                return None
+            except IntegrityError:
+                pass
+            with self._db.transaction() as session:
+                if session.get(ActivationRow, request.request_id) is not None:
+                    continue  # the same request id raced us: answer as a replay
+                holder = session.scalars(
+                    select(ActivationRow).where(ActivationRow.open_vin == request.vin)
+                ).one_or_none()
+                if holder is None:
+                    continue  # closed meanwhile: try again
+                if holder.expires_at > now:
+                    _log.warning(
+                        "activation_refused",
+                        vin=request.vin,
+                        dealer_id=dealer_id,
+                        code=ProblemCode.ACTIVATION_IN_PROGRESS.value,
+                    )
+                    raise _in_progress(request.vin)
+                holder.open_vin, holder.status = None, "expired"
+        raise _in_progress(request.vin)
+
+    def _replay(self, row: ActivationRow, digest: str, dealer_id: str) -> IssuedActivation:
+        if row.request_digest != digest or row.dealer_id != dealer_id:
+            raise CloudProblem(
+                409,
+                ProblemCode.IDEMPOTENCY_KEY_REUSED,
+                "Request id reused",
+                f"request {row.request_id} was used for a different request",
+            )
+        if row.status == "pending":
+            raise _in_progress(row.vin)
+        if row.status == "refused":
+            reasons = (row.outcome or {}).get("reasons", [])
+            raise refusal_problem(row.vin, reasons)
+        assert row.bundle is not None and row.activation_counter is not None
+        outcome = row.outcome or {}
+        return IssuedActivation(
+            row.request_id,
+            row.vin,
+            row.activation_counter,
+            row.expires_at,
+            row.bundle,
+            tuple(outcome.get("features", ())),
+            list(outcome.get("withheld", ())),
+            int(outcome.get("profile_version", 0)),
+            replayed=True,
+        )
+
+    def _release(self, request_id: str) -> None:
+        with self._db.transaction() as session:
+            row = session.get(ActivationRow, request_id)
+            if row is not None and row.status == "pending":
+                session.delete(row)
+
+    # -- decision ---------------------------------------------------------------------------
+
+    def _decide(
+        self, request: ActivationRequest, dealer_id: str, now: datetime
+    ) -> (
+        list[dict[str, Any]]
+        | tuple[ActivationPlan, int, dict[str, datetime | None], dict[str, frozenset[str]], Any]
+    ):
+        with self._db.sessions() as session:
+            vehicle = load_vehicle(session, request.vin)
+            dealer = get_dealer(session, dealer_id)
+            reasons: list[CloudReason] = []
+            reasons += inventory_reasons(vehicle, request.inventory)
+            reasons += assignment_reasons(vehicle, dealer, market_of_location(dealer))
+            reasons += operator_reason(
+                operator_problem(session, dealer_id, request.operator),
+                request.operator.operator_id,
+                dealer_id,
+            )
+            profile_version, profile = profile_for_dealer(session, dealer)
+            catalog = load_catalog(session)
+            entitlements = [e for _id, e in entitlements_of(session, request.vin)]
+        result = plan_activation(
+            vehicle,
+            catalog=catalog,
+            entitlements=entitlements,
+            profile=profile,
+            requested=request.features,
+            consent=request.consent,
+            now=now,
+        )
+        domain = list(result.reasons) if isinstance(result, PlanRefusal) else []
+        if reasons or domain:
+            listed = [r.to_dict() for r in reasons] + [r.to_dict() for r in domain]
+            return sorted(listed, key=lambda r: (r["feature"] or "", r["code"], r["message"]))
+        assert isinstance(result, ActivationPlan)
+        until: dict[str, datetime | None] = {}
+        for code in result.features:
+            active = [e for e in entitlements if e.feature_code == code and e.is_active_at(now)]
+            ends = [e.valid_until for e in active]
+            until[code] = None if not ends or None in ends else max(e for e in ends if e)
+        requires: dict[str, frozenset[str]] = {}
+        for code in result.features:
+            feature = catalog.feature(code)
+            requires[code] = feature.required_option_codes if feature else frozenset()
+        return result, profile_version, until, requires, vehicle
+
+    def _record_refusal(
+        self, request: ActivationRequest, reasons: list[dict[str, Any]], now: datetime
+    ) -> None:
+        with self._db.transaction() as session:
+            row = session.get(ActivationRow, request.request_id)
+            assert row is not None
+            row.status, row.open_vin, row.outcome = "refused", None, {"reasons": reasons}
+        _log.warning(
+            "activation_refused",
+            vin=request.vin,
+            request_id=request.request_id,
+            codes=sorted({r["code"] for r in reasons}),
+            at=now.isoformat(),
+        )
+
+    def _issue(
+        self,
+        request: ActivationRequest,
+        plan: ActivationPlan,
+        profile_version: int,
+        feature_until: dict[str, datetime | None],
+        requires: dict[str, frozenset[str]],
+        vehicle: Any,
+        now: datetime,
+    ) -> IssuedActivation:
+        expires = now + self._context.config.activation_validity
+        withheld = [
+            {"feature": w.feature, "reasons": [r.to_dict() for r in w.reasons]}
+            for w in plan.withheld
+        ]
+        with self._db.transaction() as session:
+            car = vehicle_row(session, request.vin, for_update=True)
+            counter = car.activation_counter + 1
+            car.activation_counter = counter
+            bundle = self._context.signer.sign(
+                plan,
+                vehicle,
+                freshness=NonceFreshness(request.nonce),
+                activation_counter=counter,
+                feature_until=feature_until,
+                feature_requires=requires,
+                consent=to_json(request.consent) if request.consent else {},  # type: ignore[arg-type]
+                now=now,
+                expires=expires,
+            )
+            session.execute(
+                update(ActivationRow)
+                .where(ActivationRow.request_id == request.request_id)
+                .values(
+                    status="issued",
+                    bundle=bundle,
+                    activation_counter=counter,
+                    expires_at=expires,
+                    outcome={
+                        "features": list(plan.features),
+                        "withheld": withheld,
+                        "profile_version": profile_version,
+                    },
+                )
+            )
+        _log.info(
+            "activation_issued",
+            vin=request.vin,
+            request_id=request.request_id,
+            counter=counter,
+            features=list(plan.features),
+        )
+        return IssuedActivation(
+            request.request_id,
+            request.vin,
+            counter,
+            expires,
+            bundle,
+            plan.features,
+            withheld,
+            profile_version,
+        )
+
+    # -- results ----------------------------------------------------------------------------
+
+    def report(self, request_id: str, dealer_id: str, applied: bool) -> str:
+        """The edge reports the car's answer: the car is released for the next activation."""
+        with self._db.transaction() as session:
+            row = session.get(ActivationRow, request_id)
+            if row is None or row.dealer_id != dealer_id:
+                raise CloudProblem(
+                    404,
+                    ProblemCode.ACTIVATION_UNKNOWN,
+                    "Activation unknown",
+                    f"no activation {request_id} of this dealer",
+                )
+            if row.status in ("applied", "failed"):
+                return row.status
+            if row.status != "issued":
+                raise CloudProblem(
+                    409,
+                    ProblemCode.ACTIVATION_UNKNOWN,
+                    "Activation not issued",
+                    f"activation {request_id} is {row.status}",
+                )
+            row.status, row.open_vin = ("applied" if applied else "failed"), None
+            if applied:
+                car = vehicle_row(session, row.vin, for_update=True)
+                if car.state == LifecycleState.AT_DEALER.value:
+                    car.state = LifecycleState.ACTIVATED.value
+            return row.status

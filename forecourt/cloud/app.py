@@ -1,0 +1,85 @@
+"""``create_app(config)``: the cloud's FastAPI application, built without import-time state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from forecourt.blobs import BlobStore, FileBlobStore, MemoryBlobStore
+from forecourt.cloud.activations.routes import activation_router
+from forecourt.cloud.auth import require_dealer_or_staff
+from forecourt.cloud.catalog.routes import catalog_router
+from forecourt.cloud.compliance.routes import compliance_router
+from forecourt.cloud.config import CloudConfig
+from forecourt.cloud.context import CloudContext
+from forecourt.cloud.db import Database
+from forecourt.cloud.offline.routes import offline_router
+from forecourt.cloud.packages.routes import package_routers
+from forecourt.cloud.problems import install_problem_handlers
+from forecourt.cloud.registry.routes import registry_router
+from forecourt.cloud.signing import BundleSigner
+from forecourt.ledger.api import create_ledger_router
+from forecourt.ledger.checkpoint import SoftwareNoteSigner
+from forecourt.ledger.log import TransparencyLog
+from forecourt.ledger.logoflogs import CloudLogOfLogs
+from forecourt.ledger.repository import MerkleLogStore
+
+
+def build_context(config: CloudConfig) -> CloudContext:
+    db = Database(config.database_url, run_migrations=config.migrate)
+    blobs: BlobStore = FileBlobStore(config.blob_dir) if config.blob_dir else MemoryBlobStore()
+    return CloudContext(config, db, blobs, BundleSigner(config.signing))
+
+
+def create_app(config: CloudConfig, context: CloudContext | None = None) -> FastAPI:
+    """The application over ``config`` (or an already built ``context``, which tests reuse)."""
+    ctx = context or build_context(config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.db.dispose()
+
+    app = FastAPI(
+        title="Forecourt cloud",
+        version="1",
+        description="The carmaker's platform: registry, catalog, entitlements, packages, "
+        "compliance profiles and activation authorisation.",
+        lifespan=lifespan,
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+    )
+    app.state.context = ctx
+    install_problem_handlers(app)
+    app.include_router(registry_router())
+    app.include_router(catalog_router())
+    app.include_router(compliance_router())
+    for router in package_routers(ctx):
+        app.include_router(router)
+    app.include_router(activation_router())
+    app.include_router(offline_router())
+    log = TransparencyLog(
+        MerkleLogStore(ctx.db.engine),
+        config.ledger_origin,
+        config.ledger_signer or SoftwareNoteSigner.generate(),
+        clock=config.clock,
+    )
+    app.include_router(
+        create_ledger_router(log, CloudLogOfLogs(log)),
+        prefix="/v1/ledger",
+        dependencies=[Depends(require_dealer_or_staff)],
+    )
+
+    @app.get("/v1/trust/roots", tags=["trust"])
+    def roots() -> dict[str, object]:
+        """The director and image root metadata a factory pins in each car."""
+        return {name: md.to_dict() for name, md in ctx.signer.roots().items()}
+
+    @app.get("/v1/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

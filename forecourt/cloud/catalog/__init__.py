@@ -1,0 +1,1 @@
+"""Catalog (features, package versions) and entitlements (purchases, subscriptions, trials)."""

@@ -1,0 +1,190 @@
+"""Features, package versions and entitlements in the registry, read back as core values.
+
+Entitlement changes follow the Keygen-like states of :class:`EntitlementState`: an active right
+can be suspended, resumed, renewed (its end moved later) or revoked; a revoked one is final. A
+purchase made at the dealer is stored active at once, keyed by the dealer's purchase reference,
+so a retried purchase finds the first one instead of granting twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from forecourt.cloud.problems import CloudProblem, ProblemCode
+from forecourt.core import (
+    Catalog,
+    Entitlement,
+    EntitlementSource,
+    EntitlementState,
+    Feature,
+    LicenceKind,
+    SoftwarePackage,
+    Vin,
+    from_dict,
+    to_dict,
+)
+from forecourt.store.registry import EntitlementRow, FeatureRow, PackageRow
+
+
+def put_feature(session: Session, feature: Feature) -> None:
+    session.merge(FeatureRow(code=feature.code, document=to_dict(feature)))
+
+
+def put_package(session: Session, package: SoftwarePackage) -> None:
+    session.merge(
+        PackageRow(
+            name=package.name,
+            version=str(package.version),
+            sha256=package.sha256,
+            document=to_dict(package),
+        )
+    )
+
+
+def load_catalog(session: Session) -> Catalog:
+    features = tuple(
+        from_dict(Feature, r.document)
+        for r in session.scalars(select(FeatureRow).order_by(FeatureRow.code))
+    )
+    packages = tuple(
+        from_dict(SoftwarePackage, r.document)
+        for r in session.scalars(select(PackageRow).order_by(PackageRow.name, PackageRow.version))
+    )
+    return Catalog(features, packages)
+
+
+def entitlement_from_row(row: EntitlementRow) -> Entitlement:
+    return Entitlement(
+        Vin.parse(row.vin, verify_check_digit=False),
+        row.feature_code,
+        EntitlementSource(row.source),
+        row.valid_from,
+        row.valid_until,
+        EntitlementState(row.state),
+    )
+
+
+def entitlements_of(session: Session, vin: str) -> list[tuple[int, Entitlement]]:
+    rows = session.scalars(
+        select(EntitlementRow).where(EntitlementRow.vin == vin).order_by(EntitlementRow.id)
+    )
+    return [(r.id, entitlement_from_row(r)) for r in rows]
+
+
+def grant(session: Session, entitlement: Entitlement, reference: str, now: datetime) -> int:
+    """Store ``entitlement`` under ``reference``; a repeated reference returns the first id."""
+    existing = session.scalars(
+        select(EntitlementRow).where(EntitlementRow.reference == reference)
+    ).one_or_none()
+    if existing is not None:
+        return existing.id
+    row = EntitlementRow(
+        reference=reference,
+        vin=str(entitlement.vin),
+        feature_code=entitlement.feature_code,
+        source=entitlement.source.value,
+        valid_from=entitlement.valid_from,
+        valid_until=entitlement.valid_until,
+        state=entitlement.state.value,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseOrder:
+    vin: str
+    feature_code: str
+    reference: str
+    trial: bool = False
+
+
+def purchase(session: Session, catalog: Catalog, order: PurchaseOrder, now: datetime) -> int:
+    """A purchase (or trial) at the dealer: an active entitlement from ``now``, at once."""
+    feature = catalog.feature(order.feature_code)
+    if feature is None:
+        raise CloudProblem(
+            404, ProblemCode.FEATURE_UNKNOWN, "Feature unknown", f"no feature {order.feature_code}"
+        )
+    licence = feature.licence
+    if order.trial:
+        source, days = EntitlementSource.TRIAL, licence.duration_days or 30
+    else:
+        source, days = EntitlementSource.PURCHASE, licence.duration_days
+    until = (
+        None
+        if licence.kind is LicenceKind.PERPETUAL and not order.trial
+        else (now + timedelta(days=days or 30))
+    )
+    entitlement = Entitlement(
+        Vin.parse(order.vin, verify_check_digit=False), feature.code, source, now, until
+    )
+    return grant(session, entitlement, order.reference, now)
+
+
+_ALLOWED: dict[str, dict[EntitlementState, frozenset[EntitlementState]]] = {
+    "suspend": {EntitlementState.ACTIVE: frozenset({EntitlementState.SUSPENDED})},
+    "resume": {EntitlementState.SUSPENDED: frozenset({EntitlementState.ACTIVE})},
+    "revoke": {
+        EntitlementState.ACTIVE: frozenset({EntitlementState.REVOKED}),
+        EntitlementState.SUSPENDED: frozenset({EntitlementState.REVOKED}),
+        EntitlementState.EXPIRED: frozenset({EntitlementState.REVOKED}),
+    },
+}
+_TARGET = {
+    "suspend": EntitlementState.SUSPENDED,
+    "resume": EntitlementState.ACTIVE,
+    "revoke": EntitlementState.REVOKED,
+}
+
+
+def change_state(session: Session, entitlement_id: int, action: str, now: datetime) -> Entitlement:
+    """Suspend, resume or revoke; any other edge is ``entitlement_transition_not_allowed``."""
+    row = _row(session, entitlement_id)
+    current = EntitlementState(row.state)
+    target = _TARGET[action]
+    if target not in _ALLOWED[action].get(current, frozenset()):
+        raise CloudProblem(
+            409,
+            ProblemCode.ENTITLEMENT_TRANSITION,
+            "Entitlement change not allowed",
+            f"cannot {action} an entitlement that is {current.value}",
+        )
+    row.state, row.updated_at = target.value, now
+    return entitlement_from_row(row)
+
+
+def renew(session: Session, entitlement_id: int, days: int, now: datetime) -> Entitlement:
+    """Move a subscription's end ``days`` later (from now if it already ended)."""
+    row = _row(session, entitlement_id)
+    if row.state == EntitlementState.REVOKED.value or row.valid_until is None:
+        raise CloudProblem(
+            409,
+            ProblemCode.ENTITLEMENT_TRANSITION,
+            "Entitlement cannot be renewed",
+            "revoked or perpetual entitlements are not renewed",
+        )
+    start = max(row.valid_until, now)
+    row.valid_until = start + timedelta(days=days)
+    if row.state == EntitlementState.EXPIRED.value:
+        row.state = EntitlementState.ACTIVE.value
+    row.updated_at = now
+    return entitlement_from_row(row)
+
+
+def _row(session: Session, entitlement_id: int) -> EntitlementRow:
+    row = session.get(EntitlementRow, entitlement_id)
+    if row is None:
+        raise CloudProblem(
+            404,
+            ProblemCode.ENTITLEMENT_UNKNOWN,
+            "Entitlement unknown",
+            f"no entitlement {entitlement_id}",
+        )
+    return row

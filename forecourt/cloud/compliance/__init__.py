@@ -1,0 +1,1 @@
+"""Compliance profiles: versioned per market, the one in force chosen by the dealer's location."""

@@ -1,0 +1,55 @@
+"""What a cloud process is built from; :func:`forecourt.cloud.app.create_app` takes one of these.
+
+Nothing here is read at import time: tests and the demo build several differently configured
+clouds in one interpreter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from forecourt.ledger.checkpoint import NoteSigner
+from forecourt.trust.issuer import RepositoryKeys
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware (the default clock)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """The director's and the image repository's role keys (online director, offline image)."""
+
+    director: RepositoryKeys
+    images: RepositoryKeys
+    root_expires: datetime
+    metadata_validity: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """Database, blob storage, signing keys, the OEM CA that dealer certificates chain to."""
+
+    database_url: str
+    signing: SigningKeys
+    oem_root: x509.Certificate
+    """The only trust anchor for dealer client certificates."""
+    oem_intermediates: Sequence[x509.Certificate]
+    """The issuing CA(s) between a dealer certificate and the root, issuer first."""
+    crl: Callable[[], x509.CertificateRevocationList | None] = field(default=lambda: None)
+    """The issuing CA's current CRL (read per request, so a newly published CRL applies)."""
+    blob_dir: Path | None = None
+    """Package blobs on disk; ``None`` keeps them in memory (tests)."""
+    clock: Callable[[], datetime] = utc_now
+    activation_validity: timedelta = timedelta(minutes=15)
+    offline_validity: timedelta = timedelta(hours=72)
+    ledger_origin: str = "forecourt.example/cloud-ledger"
+    ledger_signer: NoteSigner | None = None
+    """Checkpoint key of the central log; ``None`` generates one (development only)."""
+    migrate: bool = True

@@ -1,0 +1,1 @@
+"""Offline packages: bundles issued ahead for cars at a dealer, single use, use reported."""

@@ -1,0 +1,1 @@
+"""Packages: content-addressed blobs with HTTP Range, their catalog entries, image metadata."""

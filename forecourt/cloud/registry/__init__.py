@@ -1,0 +1,1 @@
+"""Registry: vehicles (factory feed import), ECUs, dealers, their operators and certificates."""

@@ -1,0 +1,113 @@
+"""``/v1/vehicles`` and ``/v1/dealers``: OEM staff manage, dealers sync their operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from forecourt.cloud.auth import DealerDep, Scope, require_scope
+from forecourt.cloud.context import get_context
+from forecourt.cloud.problems import CloudProblem, ProblemCode
+from forecourt.cloud.registry.dealers import (
+    OperatorClaim,
+    dealer_from_row,
+    get_dealer,
+    replace_operators,
+    upsert_dealer,
+)
+from forecourt.cloud.registry.feed import import_rows, parse_feed
+from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
+from forecourt.core import CoreError, Dealer, IllegalTransition, LifecycleState, from_dict, to_json
+from forecourt.store.registry import DealerRow
+
+
+class AssignmentIn(BaseModel):
+    dealer_id: str
+
+
+class OwnerIn(BaseModel):
+    owner_ref: str | None = Field(default=None, max_length=64)
+
+
+class StateIn(BaseModel):
+    state: LifecycleState
+
+
+class OperatorsIn(BaseModel):
+    operators: list[dict[str, str]] = Field(max_length=10_000)
+
+
+def registry_router() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["registry"])
+
+    @router.post("/vehicles/import", dependencies=[require_scope(Scope.REGISTRY_WRITE)])
+    async def import_feed(request: Request) -> dict[str, Any]:
+        context = get_context(request)
+        rows = parse_feed(await request.body(), request.headers.get("content-type", ""))
+        report = await run_in_threadpool(import_rows, context.db.sessions, rows)
+        return report.to_json()
+
+    @router.get("/vehicles/{vin}", dependencies=[require_scope(Scope.READ)])
+    def get_vehicle(vin: str, request: Request) -> Any:
+        with get_context(request).db.sessions() as session:
+            return to_json(load_vehicle(session, vin.upper()))
+
+    @router.put("/vehicles/{vin}/dealer", dependencies=[require_scope(Scope.REGISTRY_WRITE)])
+    def assign(vin: str, body: AssignmentIn, request: Request) -> dict[str, str]:
+        with get_context(request).db.transaction() as session:
+            get_dealer(session, body.dealer_id)
+            vehicle_row(session, vin.upper()).dealer_id = body.dealer_id
+        return {"vin": vin.upper(), "dealer_id": body.dealer_id}
+
+    @router.put("/vehicles/{vin}/owner", dependencies=[require_scope(Scope.REGISTRY_WRITE)])
+    def set_owner(vin: str, body: OwnerIn, request: Request) -> dict[str, str | None]:
+        with get_context(request).db.transaction() as session:
+            vehicle_row(session, vin.upper()).owner_ref = body.owner_ref
+        return {"vin": vin.upper(), "owner_ref": body.owner_ref}
+
+    @router.put("/vehicles/{vin}/state", dependencies=[require_scope(Scope.REGISTRY_WRITE)])
+    def set_state(vin: str, body: StateIn, request: Request) -> dict[str, str]:
+        with get_context(request).db.transaction() as session:
+            vehicle = load_vehicle(session, vin.upper(), for_update=True)
+            try:
+                moved = vehicle.transition(body.state)
+            except IllegalTransition as exc:
+                raise CloudProblem(
+                    409, ProblemCode.VALIDATION_FAILED, "Lifecycle change refused", str(exc)
+                ) from exc
+            vehicle_row(session, vin.upper()).state = moved.state.value
+        return {"vin": vin.upper(), "state": body.state.value}
+
+    @router.put("/dealers/{dealer_id}", dependencies=[require_scope(Scope.DEALERS_ADMIN)])
+    def put_dealer(dealer_id: str, body: dict[str, Any], request: Request) -> Any:
+        try:
+            dealer = from_dict(Dealer, {**body, "dealer_id": dealer_id})
+        except (CoreError, TypeError, ValueError) as exc:
+            raise CloudProblem(422, ProblemCode.VALIDATION_FAILED, "Dealer invalid", str(exc))
+        with get_context(request).db.transaction() as session:
+            upsert_dealer(session, dealer)
+        return to_json(dealer)
+
+    @router.get("/dealers", dependencies=[require_scope(Scope.READ)])
+    def list_dealers(request: Request) -> Any:
+        with get_context(request).db.sessions() as session:
+            return [to_json(dealer_from_row(r)) for r in session.query(DealerRow).all()]
+
+    @router.put("/dealer/operators")
+    def sync_operators(body: OperatorsIn, dealer: DealerDep, request: Request) -> dict[str, int]:
+        """The dealer's edge replaces its operator list (ids and roles, no secrets)."""
+        try:
+            claims = [OperatorClaim(o["operator_id"], o["role"]) for o in body.operators]
+        except KeyError as exc:
+            raise CloudProblem(
+                422, ProblemCode.VALIDATION_FAILED, "Operator invalid", f"missing {exc}"
+            ) from exc
+        context = get_context(request)
+        with context.db.transaction() as session:
+            count = replace_operators(session, dealer.dealer_id, claims, context.config.clock())
+        return {"operators": count}
+
+    return router

@@ -1,0 +1,116 @@
+"""Serving the cloud over mutual TLS with uvicorn, the peer certificate handed to the app.
+
+uvicorn verifies the client certificate during the handshake (``CERT_REQUIRED`` against the OEM
+root) but does not put it in the ASGI scope. :class:`MutualTlsH11Protocol` reads the verified peer
+certificate from the connection's ``ssl_object`` and adds it to every request's scope as the ASGI
+TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``, PEM), which
+:mod:`forecourt.cloud.auth` reads. The app never sees a certificate the handshake did not verify,
+and re-verifies it anyway (purpose, CRL, registry revocations) at its own clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _WithTlsExtension:
+    """Wraps the app for one connection: adds the connection's TLS facts to each scope."""
+
+    def __init__(self, app: ASGIApp, tls: dict[str, Any]) -> None:
+        self._app = app
+        self._tls = tls
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            extensions = dict(scope.get("extensions") or {})
+            extensions["tls"] = self._tls
+            scope = {**scope, "extensions": extensions}
+        await self._app(scope, receive, send)
+
+
+class MutualTlsH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus the ASGI TLS extension filled from the verified peer."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        der = ssl_object.getpeercert(binary_form=True)
+        chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+        tls = {
+            "client_cert_chain": chain,
+            "tls_version": ssl_object.version(),
+            "cipher_suite": (ssl_object.cipher() or ("",))[0],
+        }
+        self.app = _WithTlsExtension(self.app, tls)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Server certificate (leaf + chain), its key, and the CA bundle client certs chain to."""
+
+    cert: Path
+    key: Path
+    client_ca: Path
+
+
+def uvicorn_config(app: Any, tls: TlsFiles, **kwargs: Any) -> uvicorn.Config:
+    """A uvicorn config that requires a client certificate and fills the TLS extension."""
+    return uvicorn.Config(
+        app,
+        http=MutualTlsH11Protocol,
+        ssl_certfile=str(tls.cert),
+        ssl_keyfile=str(tls.key),
+        ssl_ca_certs=str(tls.client_ca),
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+        **kwargs,
+    )
+
+
+class ThreadedServer(uvicorn.Server):
+    """uvicorn with a ``started`` event (set once sockets listen), for tests and the bench."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.started_event = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.started_event.set()
+
+
+@contextmanager
+def serve_in_thread(app: Any, tls: TlsFiles, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``app`` over mutual TLS on ``host``, a free port; yield the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn_config(app, tls, lifespan="off", log_level="critical", access_log=False)
+    server = ThreadedServer(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        if not server.started_event.wait(timeout=20):
+            raise RuntimeError("cloud server did not start")
+        yield f"https://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
