@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from forecourt.logging import configure_logging
+from forecourt.trust.testing import NOW, make_world
 from forecourt.trust.verifier import verify_bundle
-from tests.trust.world import NOW, make_world
 
 
 def rate(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ car answers RoutineControl FF00 / Authentication 0x29 with. The tree::
     │   ├── ForeignEcu             0x31   names an ECU serial this car does not have
     │   ├── HardwareIdMismatch     0x31   ECU hardware number differs
     │   ├── FeatureWithoutHardware 0x31   feature whose hardware is not fitted
+    │   ├── FeatureValidityExpired 0x22   feature grant already past its not_after at trusted now
     │   ├── ImageLengthMismatch    0x72   streamed image shorter than signed length
     │   ├── ImageHashMismatch      0x72   streamed image digest differs
     │   └── SealedSecretError      0x72   secret cannot be opened with the ECU's key
@@ -160,6 +161,11 @@ class HardwareIdMismatch(BundleError):
 class FeatureWithoutHardware(BundleError):
     code = "feature_without_hardware"
     nrc = 0x31
+
+
+class FeatureValidityExpired(BundleError):
+    code = "feature_validity_expired"
+    nrc = 0x22
 
 
 class ImageLengthMismatch(BundleError):

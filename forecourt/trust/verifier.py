@@ -22,7 +22,8 @@ Order of checks (the first failure is the one reported):
    each director target is in the image repository (``PartialBundle``) with the same length,
    hashes, hardware id and release counter (``MixAndMatch``); release counter not below the
    installed one (``RollbackAttempt``); features bound to VIN/ECU with fitted hardware
-   (``FeatureWithoutHardware``).
+   (``FeatureWithoutHardware``), not already past their validity at ``now``
+   (``FeatureValidityExpired``; a grant whose start lies ahead is accepted and applied dormant).
 
 Images are checked as they stream, separately: :func:`verify_image` stops reading at the signed
 length.
@@ -56,6 +57,7 @@ from forecourt.trust.errors import (
     BundleError,
     BundleFormatError,
     EndlessData,
+    FeatureValidityExpired,
     FeatureWithoutHardware,
     ForeignEcu,
     ForeignVin,
@@ -368,7 +370,7 @@ def _check_freshness(
         )
 
 
-def _feature(obj: Any, vin: str, serial: str, car: CarTrustState) -> FeatureGrant:
+def _feature(obj: Any, vin: str, serial: str, car: CarTrustState, now: datetime) -> FeatureGrant:
     if not isinstance(obj, dict) or not isinstance(obj.get("feature"), str):
         raise BundleFormatError(f"feature token for ECU {serial} malformed")
     requires = obj.get("requires", [])
@@ -395,6 +397,11 @@ def _feature(obj: Any, vin: str, serial: str, car: CarTrustState) -> FeatureGran
         )
     if grant.not_after <= grant.not_before:
         raise BundleFormatError(f"feature {grant.feature} validity is empty")
+    if now >= grant.not_after:
+        raise FeatureValidityExpired(
+            f"feature {grant.feature} was valid until {grant.not_after:%Y-%m-%dT%H:%MZ}",
+            feature=grant.feature,
+        )
     return grant
 
 
@@ -455,7 +462,11 @@ def _images_for(
 
 
 def _ecus(
-    activation: Mapping[str, Any], director: Targets, image: Targets, car: CarTrustState
+    activation: Mapping[str, Any],
+    director: Targets,
+    image: Targets,
+    car: CarTrustState,
+    now: datetime,
 ) -> tuple[VerifiedEcu, ...]:
     declared = activation.get("ecus")
     if not isinstance(declared, dict):
@@ -494,7 +505,7 @@ def _ecus(
                 serial=serial,
                 hardware_id=ecu.hardware_id,
                 images=_images_for(serial, director, image, ecu),
-                features=tuple(_feature(f, vin, serial, car) for f in features_raw),
+                features=tuple(_feature(f, vin, serial, car, now) for f in features_raw),
                 sealed_secrets=sealed,
             )
         )
@@ -536,7 +547,7 @@ def _verify(bundle: bytes, car: CarTrustState, now: datetime) -> VerifiedActivat
     if not isinstance(counter, int):
         raise BundleFormatError("activation counter missing")
     _check_freshness(freshness, counter, car, director_root.signed, now)
-    ecus = _ecus(activation, director.targets, image.targets, car)
+    ecus = _ecus(activation, director.targets, image.targets, car, now)
     compliance, consent = activation.get("compliance", {}), activation.get("consent", {})
     if not isinstance(compliance, dict) or not isinstance(consent, dict):
         raise BundleFormatError("compliance and consent must be objects")

@@ -10,6 +10,7 @@ from forecourt.trust import errors
 from forecourt.trust.canonical import canonical_bytes
 from forecourt.trust.issuer import RepositoryKeys, RoleSigners
 from forecourt.trust.model import MAX_BUNDLE_BYTES, FeatureGrant, NonceFreshness, OfflineFreshness
+from forecourt.trust.pki import CertificatePurpose, ecu_identity
 from forecourt.trust.verifier import open_secrets, verify_bundle, verify_image
 
 from .world import IVI_IMAGE, NOW, TBOX_IMAGE, VIN, assert_refused, ed, keys, make_world, tamper
@@ -277,3 +278,27 @@ def test_every_refusal_has_a_stable_code_and_a_uds_nrc() -> None:
         ]
     )
     assert NonceFreshness("x").to_dict() == {"kind": "nonce", "nonce": "x"}
+
+
+def test_feature_grant_already_past_its_validity_is_refused() -> None:
+    world = make_world()
+    builder = world.builder()
+    builder._ecus["TBX0001"].features = [
+        FeatureGrant(
+            "connected_services",
+            VIN,
+            "TBX0001",
+            NOW - timedelta(days=30),
+            NOW - timedelta(minutes=1),
+            frozenset({"TBOX"}),
+        )
+    ]
+    error = assert_refused(world.bundle(builder), world.car, errors.FeatureValidityExpired)
+    assert error.detail["feature"] == "connected_services"
+
+
+def test_test_world_ecu_identity_certificates_verify_and_carry_the_sealing_key() -> None:
+    world = make_world()
+    cert = world.identity_certs["TBX0001"]
+    world.pki.verify(cert, CertificatePurpose.ECU_IDENTITY, NOW)
+    assert ecu_identity(cert).sealing_key == bytes(world.sealing["TBX0001"].public_key)
