@@ -248,8 +248,12 @@ class DoipVehicleLink:
         self._disconnect()
         self._credentials.clear()
 
-    def _call(self, ecu: int, service: int, action: Callable[[Client], _T]) -> _T:
-        """Run one UDS exchange; translate every failure into the link's typed errors."""
+    def _call(
+        self, ecu: int, service: int, action: Callable[[Client], _T], *, expected_nrc: int = -1
+    ) -> _T:
+        """Run one UDS exchange; translate every failure into the link's typed errors.
+
+        Refusals are logged as warnings, except ``expected_nrc`` (a probe's normal answer)."""
         client = self._client(ecu)
         vehicle = self._bound()
         try:
@@ -259,7 +263,8 @@ class DoipVehicleLink:
             refusal = EcuNegativeResponse(
                 ecu, service, int(response.code), str(response.code_name), response
             )
-            _log.warning(
+            log = _log.info if refusal.nrc == expected_nrc else _log.warning
+            log(
                 "ecu_refused",
                 vin=vehicle.vin,
                 ecu=f"{ecu:04X}",
@@ -465,6 +470,7 @@ class DoipVehicleLink:
                 ecu,
                 0x38,
                 lambda c: c.request_file_transfer(_MOOP.ResumeFile, name, dfi=dfi, filesize=size),
+                expected_nrc=NRC_REQUEST_OUT_OF_RANGE,  # nothing to resume
             )
             position = int(response.service_data.fileposition or 0)
         except EcuNegativeResponse as refusal:
