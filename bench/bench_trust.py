@@ -59,6 +59,69 @@ def main() -> None:
     print(
         "(a bundle signs 3 director objects; verifying checks 7 signatures over both repositories)"
     )
+    _pki_figures(seconds)
+
+
+def _pki_figures(seconds: float) -> None:
+    """verify_chain, UDS 0x29 proof and manifest checks beside raw ECDSA P-256 verify."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from forecourt.trust.manifest import (
+        EcuVersionReport,
+        build_ecu_report,
+        build_manifest,
+        verify_manifest,
+    )
+    from forecourt.trust.pki import CertificatePurpose, OemPki, verify_chain
+    from forecourt.trust.uds_auth import (
+        EcuContext,
+        make_challenge,
+        prove_possession,
+        verify_possession,
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key()
+    signature = key.sign(b"m" * 64, ec.ECDSA(hashes.SHA256()))
+    raw_p256 = rate(lambda: public.verify(signature, b"m" * 64, ec.ECDSA(hashes.SHA256())), seconds)
+    pki = OemPki.ephemeral(NOW)
+    dealer = pki.issue_dealer("D001", "EDGE-1", now=NOW)
+    chains = rate(
+        lambda: verify_chain(
+            dealer.cert, [pki.ca], pki.root, CertificatePurpose.DEALER, NOW, pki.crl
+        ),
+        seconds,
+    )
+    ctx, challenge = EcuContext("WF0XXXGCDX1234567", "TBX0001"), make_challenge()
+    assert dealer.key is not None
+    proof = prove_possession(dealer.key, challenge, ctx)
+    proofs = rate(lambda: verify_possession(dealer.cert, challenge, proof, ctx), seconds)
+    serials = [f"ECU{i:04d}" for i in range(10)]
+    ecu_keys = {s: Ed25519PrivateKey.generate() for s in serials}
+    reports = [build_ecu_report(ecu_keys[s], EcuVersionReport(s, 5, "n", NOW)) for s in serials]
+    manifest = build_manifest(ecu_keys[serials[0]], "WF0XXXGCDX1234567", serials[0], reports)
+    inventory = {s: k.public_key() for s, k in ecu_keys.items()}
+    manifests = rate(lambda: verify_manifest(manifest, inventory, {}), seconds)
+    print(f"raw ECDSA P-256 verify/s    {raw_p256:>10.0f}")
+    print(
+        f"verify_chain dealer/s       {chains:>10.0f}   ratio to raw P-256  {chains / raw_p256:.4f}"
+        "  (2 signatures + CRL signature)"
+    )
+    print(
+        f"0x29 proof verified/s       {proofs:>10.0f}   ratio to raw P-256  {proofs / raw_p256:.4f}"
+    )
+    print(
+        f"manifests (10 ECUs) /s      {manifests:>10.0f}   ratio to raw Ed25519 "
+        f"verify/11 {manifests * 11 / raw_verify_ed25519(seconds):.4f}   {len(manifest)} bytes"
+    )
+
+
+def raw_verify_ed25519(seconds: float) -> float:
+    public = Ed25519PrivateKey.generate()
+    signature = public.sign(b"x" * 2048)
+    verifier = public.public_key()
+    return rate(lambda: verifier.verify(signature, b"x" * 2048), seconds)
 
 
 if __name__ == "__main__":
