@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, cast
 
 import udsoncan
 from doipclient.messages import RoutingActivationRequest
-from udsoncan import DataFormatIdentifier, services
+from udsoncan import DataFormatIdentifier
+from udsoncan import services as _services
 from udsoncan.client import Client
 from udsoncan.exceptions import (
     InvalidResponseException,
@@ -75,9 +76,9 @@ from forecourt.edge.link.transport import EcuChannel, FastDoIPClient, identify
 from forecourt.logging import get_logger
 
 _log = get_logger("edge.link")
-_T = TypeVar("_T")
 
 BROADCAST = ("255.255.255.255",)
+services: Any = _services  # udsoncan re-exports its services without __all__
 EXTENDED_SESSION = services.DiagnosticSessionControl.Session.extendedDiagnosticSession
 _MOOP = services.RequestFileTransfer.ModeOfOperation
 _AUTH = services.Authentication.AuthenticationTask
@@ -90,7 +91,7 @@ DOIP_ADDRESSES = 4  # source + target logical address ahead of the UDS data in 0
 TRANSFER_DATA_HEADER = 2  # SID + blockSequenceCounter, counted in maxNumberOfBlockLength
 
 
-class _Raw(udsoncan.DidCodec):  # type: ignore[misc]
+class _Raw(udsoncan.DidCodec):
     """Every DID is read as its remaining bytes; :mod:`forecourt.edge.link.model` decodes them."""
 
     def encode(self, value: bytes) -> bytes:
@@ -209,7 +210,7 @@ class DoipVehicleLink:
         vehicle = self._bound()
         tester = self.config.tester_address
         try:
-            doip = FastDoIPClient(
+            doip = FastDoIPClient(  # type: ignore[no-untyped-call]
                 vehicle.address,
                 vehicle.logical_address,
                 client_logical_address=tester,
@@ -224,7 +225,8 @@ class DoipVehicleLink:
             raise VehicleUnreachable(vehicle.address, str(error)) from None
         self._doip = doip
         try:
-            self._max_data_size = int(doip.request_entity_status().max_data_size)
+            status: Any = doip.request_entity_status()  # type: ignore[no-untyped-call]
+            self._max_data_size = int(status.max_data_size)
         except (OSError, AttributeError, TypeError):
             self._max_data_size = None  # entity status is optional: the ECU's block limit rules
         return doip
@@ -233,7 +235,7 @@ class DoipVehicleLink:
         client = self._clients.get(ecu)
         if client is None:
             channel = EcuChannel(self._connection(), ecu).open()
-            client = Client(channel, config=self.config.uds_config())
+            client = Client(channel, config=cast(Any, self.config.uds_config()))
             self._clients[ecu] = client
         return client
 
@@ -242,15 +244,15 @@ class DoipVehicleLink:
         if self._doip is not None:
             doip, self._doip = self._doip, None
             with suppress(OSError):
-                doip.close()
+                doip.close()  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         self._disconnect()
         self._credentials.clear()
 
     def _call(
-        self, ecu: int, service: int, action: Callable[[Client], _T], *, expected_nrc: int = -1
-    ) -> _T:
+        self, ecu: int, service: int, action: Callable[[Client], Any], *, expected_nrc: int = -1
+    ) -> Any:
         """Run one UDS exchange; translate every failure into the link's typed errors.
 
         Refusals are logged as warnings, except ``expected_nrc`` (a probe's normal answer)."""
@@ -260,9 +262,8 @@ class DoipVehicleLink:
             return action(client)
         except NegativeResponseException as error:
             response = error.response
-            refusal = EcuNegativeResponse(
-                ecu, service, int(response.code), str(response.code_name), response
-            )
+            code = int(response.code or 0)
+            refusal = EcuNegativeResponse(ecu, service, code, str(response.code_name), response)
             log = _log.info if refusal.nrc == expected_nrc else _log.warning
             log(
                 "ecu_refused",
@@ -387,10 +388,11 @@ class DoipVehicleLink:
         seed_key = credentials.seed_key
         assert seed_key is not None
 
+        def algorithm(level: int, seed: bytes, params: object = None) -> bytes:
+            return seed_key(ecu, level, bytes(seed))
+
         def unlock(client: Client) -> object:
-            client.config["security_algo"] = lambda level, seed, params=None: seed_key(
-                ecu, level, bytes(seed)
-            )
+            client.config["security_algo"] = algorithm
             try:
                 return client.unlock_security_access(credentials.security_level)
             finally:
@@ -506,6 +508,8 @@ class DoipVehicleLink:
         def send(client: Client) -> None:
             request = services.TransferData.make_request(counter, block)
             response = client.send_request(request)
+            if response is None:
+                raise UnexpectedResponse(ecu, 0x36, "no response to TransferData")
             echoed = services.TransferData.interpret_response(response).service_data
             if echoed.sequence_number_echo != counter:
                 raise UnexpectedResponseException(response, "block sequence counter echo")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from udsoncan import Response
+from udsoncan import Response  # type: ignore[attr-defined]
 
 from forecourt.edge.link.errors import (
     ApplyRefused,

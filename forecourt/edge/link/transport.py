@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from doipclient import DoIPClient
+from doipclient import DoIPClient  # type: ignore[attr-defined]
 from doipclient.client import Parser
 from doipclient.messages import (
     DiagnosticMessage,
@@ -35,7 +35,7 @@ from doipclient.messages import (
     VehicleIdentificationRequestWithVIN,
     VehicleIdentificationResponse,
 )
-from udsoncan import Request, Response
+from udsoncan import Request, Response  # type: ignore[attr-defined]
 from udsoncan.connections import BaseConnection
 from udsoncan.exceptions import TimeoutException
 
@@ -55,7 +55,7 @@ class LinkClosed(ConnectionError):
     """The vehicle closed the TCP connection (a cut, a reset gateway, a dropped cable)."""
 
 
-class FastDoIPClient(DoIPClient):  # type: ignore[misc]
+class FastDoIPClient(DoIPClient):
     """doipclient's ``DoIPClient`` with one change: TCP frames go out with ``sendall``, no dump.
 
     Why: doipclient 1.2.2 ``send_doip`` formats ``" ".join(f"{b:02X}" ...)`` of the whole payload
@@ -74,9 +74,9 @@ class FastDoIPClient(DoIPClient):  # type: ignore[misc]
         disable_retry: bool = False,
     ) -> None:
         if transport != DoIPClient.TransportType.TRANSPORT_TCP:
-            super().send_doip(payload_type, payload_data, transport, disable_retry)
+            super().send_doip(payload_type, payload_data, transport, disable_retry)  # type: ignore[no-untyped-call]
             return
-        frame = self._pack_doip(self._protocol_version, payload_type, payload_data)
+        frame = self._pack_doip(self._protocol_version, payload_type, payload_data)  # type: ignore[no-untyped-call]
         self._tcp_sock.sendall(frame)
 
     @property
@@ -88,7 +88,7 @@ class FastDoIPClient(DoIPClient):  # type: ignore[misc]
         return int(self._client_logical_address)
 
 
-class EcuChannel(BaseConnection):  # type: ignore[misc]
+class EcuChannel(BaseConnection):
     """A udsoncan connection to the ECU ``target`` through the car's shared DoIP client."""
 
     def __init__(self, doip: FastDoIPClient, target: int) -> None:
@@ -134,7 +134,8 @@ class EcuChannel(BaseConnection):  # type: ignore[misc]
     def specific_send(self, payload: bytes, timeout: float | None = None) -> None:
         """Send a diagnostic message and wait for the entity's acknowledgement (gotcha 3)."""
         doip = self._doip
-        doip.send_doip_message(DiagnosticMessage(doip.tester_address, self.target, bytes(payload)))
+        message = DiagnosticMessage(doip.tester_address, self.target, bytes(payload))  # type: ignore[no-untyped-call]
+        doip.send_doip_message(message)  # type: ignore[no-untyped-call]
         deadline = time.monotonic() + ACK_TIMEOUT
         while True:
             message = self._read(deadline)
@@ -154,7 +155,7 @@ class EcuChannel(BaseConnection):  # type: ignore[misc]
             try:
                 message = self._read(deadline)
             except TimeoutError as error:
-                raise TimeoutException(str(error)) from error
+                raise TimeoutException(str(error)) from error  # type: ignore[no-untyped-call]
             if (
                 isinstance(message, DiagnosticMessage)
                 and message.source_address == self.target
@@ -168,7 +169,7 @@ class EcuChannel(BaseConnection):  # type: ignore[misc]
         if remaining <= 0:
             raise TimeoutError(f"no DoIP message from {self.target:04X} in time")
         try:
-            return self._doip.read_doip(timeout=remaining)
+            return self._doip.read_doip(timeout=remaining)  # type: ignore[no-untyped-call]
         except TimeoutError:
             if self._doip.peer_closed:
                 raise LinkClosed("the vehicle closed the DoIP connection") from None
@@ -185,13 +186,13 @@ def identify(
     Raises ``TimeoutError`` when nobody answers within ``timeout``.
     """
     if vin is not None:
-        message: Any = VehicleIdentificationRequestWithVIN(vin)
+        message: Any = VehicleIdentificationRequestWithVIN(vin)  # type: ignore[no-untyped-call]
         payload_type = _VEHICLE_IDENTIFICATION_REQUEST_VIN
     else:
         message = VehicleIdentificationRequest()
         payload_type = _VEHICLE_IDENTIFICATION_REQUEST
-    frame = DoIPClient._pack_doip(PROTOCOL_VERSION, payload_type, message.pack())
-    parser = Parser()
+    frame = DoIPClient._pack_doip(PROTOCOL_VERSION, payload_type, message.pack())  # type: ignore[no-untyped-call]
+    parser = Parser()  # type: ignore[no-untyped-call]
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -207,8 +208,8 @@ def identify(
                 data, peer = sock.recvfrom(1024)
             except TimeoutError:
                 break
-            parser.reset()  # one DoIP message per datagram
-            response = parser.read_message(data)
+            parser.reset()  # type: ignore[no-untyped-call]  # one DoIP message per datagram
+            response = parser.read_message(data)  # type: ignore[no-untyped-call]
             if isinstance(response, VehicleIdentificationResponse) and (
                 vin is None or response.vin == vin
             ):

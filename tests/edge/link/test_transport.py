@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import binascii
 import socket
 
 import pytest
-from doipclient import DoIPClient
+from doipclient import DoIPClient  # type: ignore[attr-defined]
 
-from forecourt.edge.link import transport
 from forecourt.edge.link.transport import EcuChannel, FastDoIPClient
 
 
@@ -24,7 +24,7 @@ def _unconnected(cls: type[DoIPClient], sock: socket.socket) -> DoIPClient:
 def _frame_sent_by(cls: type[DoIPClient], payload: bytes) -> bytes:
     left, right = socket.socketpair()
     with left, right:
-        _unconnected(cls, left).send_doip(0x8001, payload, disable_retry=True)
+        _unconnected(cls, left).send_doip(0x8001, payload, disable_retry=True)  # type: ignore[no-untyped-call]
         right.settimeout(5)
         received = b""
         while len(received) < 8 + len(payload):
@@ -59,7 +59,7 @@ def test_channel_does_not_hex_dump_payloads_when_debug_is_off(
     def refuse_hexlify(data: bytes) -> bytes:
         raise AssertionError("payload was hex-dumped")
 
-    monkeypatch.setattr(transport.binascii, "hexlify", refuse_hexlify)
+    monkeypatch.setattr(binascii, "hexlify", refuse_hexlify)
     channel = EcuChannel.__new__(EcuChannel)
     EcuChannel.__init__(channel, FastDoIPClient.__new__(FastDoIPClient), 0x1000)
     monkeypatch.setattr(
