@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -184,6 +185,8 @@ class EdgeOfflinePackage(Base):
     counter: Mapped[int] = mapped_column(Integer)
     bundle: Mapped[bytes] = mapped_column(LargeBinary)
     bundle_sha256: Mapped[str] = mapped_column(String(SHA256_HEX_LEN), unique=True)
+    #: The images the bundle refers to (name, ECU, digest, size, URL), to fetch into the cache.
+    packages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, server_default=text("'[]'"))
     not_before: Mapped[datetime] = mapped_column(UTCDateTime())
     not_after: Mapped[datetime] = mapped_column(UTCDateTime())
     state: Mapped[str] = mapped_column(String(16))

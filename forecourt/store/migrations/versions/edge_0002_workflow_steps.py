@@ -1,4 +1,4 @@
-"""Edge: per-step evidence of activation workflows, and dead outbox messages.
+"""Edge: per-step evidence of workflows, dead outbox messages, images of offline packages.
 
 Revision ID: edge_0002
 Revises: edge_0001
@@ -45,9 +45,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("edge_outbox") as batch:
         batch.add_column(sa.Column("dead_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("edge_offline_packages") as batch:
+        batch.add_column(
+            sa.Column("packages", sa.JSON(), server_default=sa.text("'[]'"), nullable=False)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("edge_offline_packages") as batch:
+        batch.drop_column("packages")
     with op.batch_alter_table("edge_outbox") as batch:
         batch.drop_column("dead_at")
     op.drop_table("edge_workflow_steps")
