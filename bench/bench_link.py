@@ -66,7 +66,7 @@ def serve_cars(directory: str, addresses: list[str], ready: Connection) -> None:
 
 def transfer(index: int, address: str, payload: bytes) -> float:
     """Seconds for one ``transfer`` of ``payload`` to car ``index``'s gateway."""
-    credentials = DealerCredentials(dealer_certificate(), dealer_proof)
+    credentials = DealerCredentials(dealer_certificate(), lambda c, vin, ecu: dealer_proof(c))
     with DoipVehicleLink(LinkConfig(discovery_timeout=2.0)) as link:
         link.discover(vin=spec(index).vin, addresses=[address])
         link.authenticate(0x1000, credentials)

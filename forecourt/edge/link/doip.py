@@ -371,7 +371,8 @@ class DoipVehicleLink:
         data = first.service_data
         if data.return_value != OWNERSHIP_VERIFICATION_NECESSARY:
             raise UnexpectedResponse(ecu, 0x29, f"return parameter {data.return_value:#04x}")
-        proof = credentials.prove_ownership(bytes(data.challenge_server))
+        serial = decode_ascii(Did.ECU_SERIAL_NUMBER, self._read(ecu, Did.ECU_SERIAL_NUMBER), ecu)
+        proof = credentials.prove_ownership(bytes(data.challenge_server), self._bound().vin, serial)
         second = self._call(
             ecu,
             0x29,

@@ -149,7 +149,7 @@ class InMemoryVehicleLink:
             target.authenticated = True
             return AuthenticationResult(ecu, "seed_key")
         challenge = secrets.token_bytes(32)
-        proof = credentials.prove_ownership(challenge)
+        proof = credentials.prove_ownership(challenge, vehicle.vin, target.identity.serial_number)
         nrc = vehicle.authenticator(credentials.certificate, challenge, proof)
         if nrc is not None:
             raise _refusal(ecu, 0x29, nrc)

@@ -26,9 +26,11 @@ from forecourt.edge.link.model import (
     VehicleIdentity,
     VersionReport,
 )
+from forecourt.trust.uds_auth import EcuContext, prove_possession
 
 Progress = Callable[[int, int], None]  # (bytes confirmed by the ECU, total bytes)
-ProofOfOwnership = Callable[[bytes], bytes]  # ECU challenge -> signature with the dealer key
+# (ECU challenge, VIN, ECU serial) -> signature with the dealer key, bound to that ECU
+ProofOfOwnership = Callable[[bytes, str, str], bytes]
 SeedKey = Callable[[int, int, bytes], bytes]  # (ECU address, security level, seed) -> key
 
 
@@ -36,9 +38,11 @@ SeedKey = Callable[[int, int, bytes], bytes]  # (ECU address, security level, se
 class DealerCredentials:
     """What the edge presents to a car: the dealer certificate and proof of its private key.
 
-    ``prove_ownership`` signs the ECU's 0x29 challenge; the key never leaves its holder (file or
-    HSM signer of :mod:`forecourt.trust.keys`). ``seed_key`` asks the OEM backend for a 0x27 key,
-    for ECUs that do not offer 0x29. The repr names no secret.
+    ``prove_ownership`` signs the ECU's 0x29 challenge bound to the car's VIN and the ECU's serial
+    (``forecourt.trust.uds_auth.prove_possession``), so a proof cannot be replayed to another ECU;
+    the key never leaves its holder (file or HSM signer of :mod:`forecourt.trust.keys`).
+    ``seed_key`` asks the OEM backend for a 0x27 key, for ECUs that do not offer 0x29.
+    The repr names no secret.
     """
 
     certificate: bytes
@@ -50,12 +54,12 @@ class DealerCredentials:
     def from_signer(
         cls, certificate: bytes, signer: object, seed_key: SeedKey | None = None
     ) -> DealerCredentials:
-        """Prove ownership with a securesystemslib ``Signer`` (``forecourt.trust.keys``)."""
+        """Prove ownership with the trust layer's 0x29 recipe and a securesystemslib ``Signer``."""
         if not isinstance(signer, Signer):
             raise TypeError("signer must be a securesystemslib Signer")
 
-        def prove(challenge: bytes) -> bytes:
-            return bytes.fromhex(signer.sign(challenge).signature)
+        def prove(challenge: bytes, vin: str, ecu_serial: str) -> bytes:
+            return prove_possession(signer, challenge, EcuContext(vin, ecu_serial))
 
         return cls(certificate, prove, seed_key)
 

@@ -49,12 +49,12 @@ def seed_key(ecu: int, level: int, seed: bytes) -> bytes:
 
 
 def dealer() -> DealerCredentials:
-    return DealerCredentials(dealer_certificate(), dealer_proof, seed_key)
+    return DealerCredentials(dealer_certificate(), lambda c, vin, serial: dealer_proof(c), seed_key)
 
 
 def impostor() -> DealerCredentials:
     """A valid certificate presented by someone without its private key."""
-    return DealerCredentials(dealer_certificate(), lambda challenge: dealer_proof(challenge, b"x"))
+    return DealerCredentials(dealer_certificate(), lambda c, vin, serial: dealer_proof(c, b"x"))
 
 
 def random_loopback() -> str:
