@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import warnings
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from forecourt.blobs import BlobStore, FileBlobStore, MemoryBlobStore
 from forecourt.cloud.activations.routes import activation_router
@@ -77,6 +80,27 @@ def create_app(config: CloudConfig, context: CloudContext | None = None) -> Fast
     def roots() -> dict[str, object]:
         """The director and image root metadata a factory pins in each car."""
         return {name: md.to_dict() for name, md in ctx.signer.roots().items()}
+
+    def openapi() -> dict[str, Any]:
+        # The package route answers GET and HEAD from one function; FastAPI gives both one
+        # operation id and warns. Give HEAD its own id so the document stays valid.
+        if app.openapi_schema is None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+                schema = get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            for path in schema.get("paths", {}).values():
+                head = path.get("head")
+                if head is not None and "operationId" in head:
+                    head["operationId"] += "_head"
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/v1/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -71,15 +71,23 @@ class TlsFiles:
     client_ca: Path
 
 
-def uvicorn_config(app: Any, tls: TlsFiles, **kwargs: Any) -> uvicorn.Config:
-    """A uvicorn config that requires a client certificate and fills the TLS extension."""
+def uvicorn_config(
+    app: Any, tls: TlsFiles, *, staff_without_certificate: bool = False, **kwargs: Any
+) -> uvicorn.Config:
+    """A uvicorn config that verifies client certificates and fills the TLS extension.
+
+    By default a certificate is required at the handshake (a dealer-only listener). With
+    ``staff_without_certificate`` the handshake lets a client without one through (a presented
+    certificate is still verified), so OEM staff can use tokens on the same listener; dealer
+    routes then refuse such a caller with ``client_certificate_required``.
+    """
     return uvicorn.Config(
         app,
         http=MutualTlsH11Protocol,
         ssl_certfile=str(tls.cert),
         ssl_keyfile=str(tls.key),
         ssl_ca_certs=str(tls.client_ca),
-        ssl_cert_reqs=ssl.CERT_REQUIRED,
+        ssl_cert_reqs=ssl.CERT_OPTIONAL if staff_without_certificate else ssl.CERT_REQUIRED,
         **kwargs,
     )
 
@@ -97,12 +105,21 @@ class ThreadedServer(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: Any, tls: TlsFiles, host: str = "127.0.0.1") -> Iterator[str]:
+def serve_in_thread(
+    app: Any, tls: TlsFiles, host: str = "127.0.0.1", *, staff_without_certificate: bool = False
+) -> Iterator[str]:
     """Serve ``app`` over mutual TLS on ``host``, a free port; yield the base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn_config(app, tls, lifespan="off", log_level="critical", access_log=False)
+    config = uvicorn_config(
+        app,
+        tls,
+        staff_without_certificate=staff_without_certificate,
+        lifespan="off",
+        log_level="critical",
+        access_log=False,
+    )
     server = ThreadedServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

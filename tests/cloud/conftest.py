@@ -23,7 +23,8 @@ def world(db_url: str) -> Iterator[CloudWorld]:
 
 @pytest.fixture
 def cloud_url(world: CloudWorld, tmp_path: Path) -> Iterator[str]:
-    with serve_in_thread(world.app(), world.tls_files(tmp_path / "server")) as url:
+    files = world.tls_files(tmp_path / "server")
+    with serve_in_thread(world.app(), files, staff_without_certificate=True) as url:
         yield url
 
 

@@ -130,7 +130,7 @@ class CloudWorld:
         return body
 
     def tls_files(self, directory: Path) -> TlsFiles:
-        server = self.pki.issue_cloud(("127.0.0.1",), now=NOW)
+        server = self.pki.issue_cloud(("localhost", "127.0.0.1"), now=NOW)
         paths = server.write_pem_bundle(directory, name="server")
         return TlsFiles(paths.cert, paths.key, paths.ca)
 
