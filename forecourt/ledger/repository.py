@@ -115,6 +115,15 @@ _LEAVES_SQL = text("SELECT idx, leaf_hash FROM ledger_entries WHERE idx IN :ids"
 _NODES_SQL = text(
     "SELECT level, idx, hash FROM ledger_nodes WHERE level IN :levels AND idx IN :ids"
 ).bindparams(bindparam("levels", expanding=True), bindparam("ids", expanding=True))
+# PostgreSQL: leaves and exact (level, idx) node pairs in one round trip, one index probe each.
+_READ_SQL_PG = text(
+    "SELECT 0 AS level, e.idx, e.leaf_hash FROM ledger_entries AS e "
+    "WHERE e.idx = ANY(CAST(:leaf_ids AS bigint[])) "
+    "UNION ALL "
+    "SELECT n.level, n.idx, n.hash FROM ledger_nodes AS n "
+    "JOIN unnest(CAST(:levels AS smallint[]), CAST(:ids AS bigint[])) AS k(level, idx) "
+    "ON n.level = k.level AND n.idx = k.idx"
+)
 _SIZE_SQL = text("SELECT size FROM ledger_head WHERE id = 1")
 
 
@@ -173,7 +182,7 @@ class MerkleLogStore:
             )
 
     def _read(self, conn: Connection, nodes: Sequence[NodeId]) -> list[bytes]:
-        """Hashes of complete subtrees, from leaves and even-level rows, in two queries."""
+        """Hashes of complete subtrees, from leaves and even-level rows (one or two queries)."""
         need_leaf: set[int] = set()
         need_node: set[tuple[int, int]] = set()
         for level, idx in nodes:
@@ -182,16 +191,25 @@ class MerkleLogStore:
             for child in range(idx * span, idx * span + span):
                 (need_leaf.add(child) if base == 0 else need_node.add((base, child)))
         found: dict[NodeId, bytes] = {}
-        if need_leaf:
-            rows = conn.execute(_LEAVES_SQL, {"ids": sorted(need_leaf)})
-            found.update(((0, i), h) for i, h in rows)
-        if need_node:
-            levels = sorted({lv for lv, _ in need_node})
-            ids = sorted({i for _, i in need_node})
-            # A superset (every level x every index) read through the primary key in one
-            # statement; far cheaper than building one expression per level on each proof.
-            rows2 = conn.execute(_NODES_SQL, {"levels": levels, "ids": ids})
-            found.update(((lv, i), h) for lv, i, h in rows2 if (lv, i) in need_node)
+        if conn.dialect.name == "postgresql":
+            pairs = sorted(need_node)
+            params = {
+                "leaf_ids": sorted(need_leaf),
+                "levels": [lv for lv, _ in pairs],
+                "ids": [i for _, i in pairs],
+            }
+            found.update(((lv, i), h) for lv, i, h in conn.execute(_READ_SQL_PG, params))
+        else:
+            if need_leaf:
+                rows = conn.execute(_LEAVES_SQL, {"ids": sorted(need_leaf)})
+                found.update(((0, i), h) for i, h in rows)
+            if need_node:
+                # A superset (every level x every index) read through the primary key in one
+                # statement; cheaper than building one expression per level per proof.
+                levels = sorted({lv for lv, _ in need_node})
+                ids = sorted({i for _, i in need_node})
+                rows2 = conn.execute(_NODES_SQL, {"levels": levels, "ids": ids})
+                found.update(((lv, i), h) for lv, i, h in rows2 if (lv, i) in need_node)
         out: list[bytes] = []
         for level, idx in nodes:
             base = level - level % STRIDE
