@@ -119,6 +119,11 @@ def consent() -> ConsentCapture:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
+    yield from make_env(tmp_path)
+
+
+def make_env(tmp_path: Path) -> Iterator[Env]:
+    """Everything a workflow test needs, torn down afterwards (used by sibling test modules)."""
     engine = create_engine_for(f"sqlite:///{(tmp_path / 'edge.sqlite3').as_posix()}")
     migrate(engine, EDGE_BRANCHES)
     sessions = session_factory(engine)

@@ -249,6 +249,7 @@ class Authoriser:
 
 def offline_offer(
     package_id: str,
+    *,
     vin: str,
     counter: int,
     images: list[PackageRef],

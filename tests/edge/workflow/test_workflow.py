@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from sqlalchemy import select
 
 from forecourt.edge.cloud_client import Assignment, CloudRefused
@@ -30,7 +32,7 @@ def test_transition_table_has_every_state_and_terminal_states_have_no_exit() -> 
     assert set(TRANSITIONS) == set(WorkflowState)
     for state in TERMINAL:
         assert TRANSITIONS[state] == frozenset()
-    for a, b in zip(HAPPY_PATH, HAPPY_PATH[1:], strict=False):
+    for a, b in itertools.pairwise(HAPPY_PATH):
         check_transition("wf", a, b)
 
 

@@ -1,0 +1,142 @@
+"""The real cloud client over an httpx transport: routes, idempotency key, retries, refusals."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from forecourt.blobs import RetryPolicy
+from forecourt.edge.cloud_client import (
+    AuthorisationRequest,
+    CloudRefused,
+    CloudUnreachable,
+    HttpCloudClient,
+    OutgoingEvent,
+)
+from tests.edge.operators.conftest import FakeClock
+
+REQUEST = AuthorisationRequest(
+    request_id="req-1",
+    vin="WVWZZZ1JZXW000001",
+    dealer_id="dealer-a",
+    operator_id="op-1",
+    operator_role="technician",
+    features=("nav",),
+    inventory=(),
+    nonce_hex="00" * 16,
+    activation_counter=0,
+    consent={},
+)
+
+
+def client(handler, attempts: int = 3) -> tuple[HttpCloudClient, list[float]]:  # type: ignore[no-untyped-def]
+    sleeps: list[float] = []
+    return HttpCloudClient(
+        "https://cloud.test",
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.02),
+        sleep=sleeps.append,
+    ), sleeps
+
+
+def test_authorise_posts_with_the_idempotency_key_and_reads_the_bundle() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            201,
+            json={
+                "authorisation_id": "a-1",
+                "bundle": base64.b64encode(b"signed").decode(),
+                "packages": [
+                    {
+                        "name": "os",
+                        "ecu_address": 4098,
+                        "sha256": "a" * 64,
+                        "size": 3,
+                        "url": "https://cloud.test/v1/packages/" + "a" * 64,
+                    }
+                ],
+            },
+        )
+
+    c, _ = client(handler)
+    auth = c.authorise(REQUEST)
+    assert auth.bundle == b"signed" and auth.packages[0].ecu_address == 0x1002
+    assert seen[0].url.path == "/v1/activations"
+    assert seen[0].headers["idempotency-key"] == "req-1"
+    assert json.loads(seen[0].content)["operator"] == {"id": "op-1", "role": "technician"}
+
+
+def test_server_errors_are_retried_with_backoff_then_succeed() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) < 3:
+            return httpx.Response(503)
+        return httpx.Response(200, json={"vin": "x", "dealer_id": "dealer-a", "activations": 2})
+
+    c, sleeps = client(handler)
+    assert c.assignment("WVWZZZ1JZXW000001").activations == 2
+    assert len(sleeps) == 2
+
+
+def test_transport_failures_after_all_attempts_raise_unreachable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    c, sleeps = client(handler)
+    with pytest.raises(CloudUnreachable) as err:
+        c.push_events([])
+    assert err.value.operation == "push_events" and len(sleeps) == 2
+
+
+def test_problem_details_become_a_refusal_with_every_code_and_no_retry() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(
+            403,
+            headers={"content-type": "application/problem+json"},
+            json={
+                "type": "about:blank",
+                "title": "refused",
+                "detail": "2 reasons",
+                "reasons": [{"code": "not_entitled"}, {"code": "hardware_missing"}],
+            },
+        )
+
+    c, _ = client(handler)
+    with pytest.raises(CloudRefused) as err:
+        c.authorise(REQUEST)
+    assert err.value.codes == ("not_entitled", "hardware_missing")
+    assert err.value.status == 403 and len(calls) == 1
+
+
+def test_sync_results_split_into_accepted_duplicates_rejected_and_double_uses() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        ids = [e["id"] for e in json.loads(request.content)["events"]]
+        return httpx.Response(
+            200,
+            json={
+                "results": [
+                    {"id": ids[0], "status": "accepted"},
+                    {"id": ids[1], "status": "duplicate"},
+                    {"id": ids[2], "status": "rejected", "code": "schema_invalid"},
+                ],
+                "double_uses": [{"package_id": "p", "vin": "v", "detail": "two edges"}],
+            },
+        )
+
+    c, _ = client(handler)
+    now = FakeClock()()
+    outcome = c.push_events([OutgoingEvent(str(i), "t", None, now, {}) for i in range(3)])
+    assert outcome.accepted == ("0",) and outcome.duplicates == ("1",)
+    assert outcome.rejected == (("2", "schema_invalid"),)
+    assert outcome.double_uses[0].package_id == "p"
