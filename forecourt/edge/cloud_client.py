@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import httpx
 
 from forecourt.blobs import RetryPolicy
+from forecourt.core import EcuRole
 from forecourt.ledger.logoflogs import Receipt
 from forecourt.ledger.merkle import ConsistencyProof
 from forecourt.ledger.wire import consistency_to_json
@@ -125,17 +126,29 @@ class AuthorisationRequest:
     consent: Mapping[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """The body of ``POST /v1/activations`` as the cloud's ``ActivationIn`` reads it."""
+        consent = self.consent.get("record") if self.consent else None
         return {
             "request_id": self.request_id,
             "vin": self.vin,
-            "dealer_id": self.dealer_id,
-            "operator": {"id": self.operator_id, "role": self.operator_role},
+            "operator": {"operator_id": self.operator_id, "role": self.operator_role},
             "features": list(self.features),
-            "inventory": [dict(e) for e in self.inventory],
+            "inventory": [_ecu_in(e) for e in self.inventory],
             "nonce": self.nonce_hex,
-            "activation_counter": self.activation_counter,
-            "consent": dict(self.consent),
+            "consent": consent,
         }
+
+
+def _ecu_in(ecu: Mapping[str, object]) -> dict[str, object]:
+    """An ECU as read (address, serial, hardware, software) in the cloud's ``EcuIn`` shape."""
+    address = int(str(ecu["address"]), 16)
+    role = next((r.value for r in EcuRole if r.logical_address == address), f"0x{address:04X}")
+    return {
+        "role": role,
+        "serial": ecu["serial"],
+        "hardware_number": ecu["hardware"],
+        "software_version": ecu.get("software", ""),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +326,7 @@ class HttpCloudClient:
         )
         try:
             return Authorisation(
-                authorisation_id=str(body["authorisation_id"]),
+                authorisation_id=str(body.get("authorisation_id") or body["request_id"]),
                 bundle=base64.b64decode(body["bundle"], validate=True),
                 packages=tuple(PackageRef.from_dict(p) for p in body.get("packages", [])),
             )

@@ -69,7 +69,10 @@ def test_authorise_posts_with_the_idempotency_key_and_reads_the_bundle() -> None
     assert auth.bundle == b"signed" and auth.packages[0].ecu_address == 0x1002
     assert seen[0].url.path == "/v1/activations"
     assert seen[0].headers["idempotency-key"] == "req-1"
-    assert json.loads(seen[0].content)["operator"] == {"id": "op-1", "role": "technician"}
+    assert json.loads(seen[0].content)["operator"] == {
+        "operator_id": "op-1",
+        "role": "technician",
+    }
 
 
 def test_server_errors_are_retried_with_backoff_then_succeed() -> None:
