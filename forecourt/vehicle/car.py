@@ -3,7 +3,9 @@
 Apply (routine FF00 on the gateway) in steps, each announced to an :data:`ApplyHook` so tests can
 cut the power between any two of them:
 
-``verify`` -> ``stage:<ECU>`` per target ECU (image copied to a new slot file, fsynced) ->
+``verify`` (bundle verified, then every ECU opens the secrets sealed to it with its own X25519
+key: one that cannot fails the whole apply) -> ``stage:<ECU>`` per target ECU (image copied to a
+new slot file, opened secrets to a new secure-storage file, both fsynced) ->
 ``commit`` (the new state document is written to a temp file) -> ``rename`` (atomic replace: the
 commit point) -> ``cleanup`` (slots no longer referenced are removed).
 
@@ -30,6 +32,7 @@ from forecourt.vehicle.ecu import Ecu
 from forecourt.vehicle.faults import ApplyHook, FaultPlan, no_hook
 from forecourt.vehicle.seams import (
     ActivationPlan,
+    AuthenticationContext,
     BundleVerifier,
     CarView,
     EcuView,
@@ -38,6 +41,7 @@ from forecourt.vehicle.seams import (
     TesterAuthenticator,
     TrustRefusal,
 )
+from forecourt.vehicle.secure_storage import read_secrets, write_secrets
 from forecourt.vehicle.storage import (
     CarState,
     CarStore,
@@ -47,6 +51,7 @@ from forecourt.vehicle.storage import (
 )
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
 from forecourt.vehicle.uds.session import Clock, SystemClock
+from forecourt.vehicle.version_report import signed_ecu_report, vehicle_manifest
 
 _log = get_logger("vehicle.car")
 
@@ -56,6 +61,7 @@ DTC_ACTIVATION_FAILED = 0xD20000  # | NRC: verified bundle failed to apply (flas
 DTC_STATUS_CONFIRMED = 0x09  # testFailed | confirmedDTC
 ROUTINE_OK, ROUTINE_NOT_APPLIED = 0x00, 0x01
 MAX_OPEN_NONCES = 8
+SECURE_STORAGE = "\x00secure-storage"  # key of a staged secrets file (no image has this name)
 
 
 class FlashFailure(Exception):
@@ -85,7 +91,6 @@ class Car:
         self.state: CarState = store.load()
         self.gateway_address = GATEWAY_ADDRESS
         self.preconditions = Preconditions()
-        self._issued_nonces: list[bytes] = []
         self._results: dict[int, int] = {}
         self.ecus: dict[int, Ecu] = {
             address: Ecu(
@@ -115,10 +120,32 @@ class Car:
 
     # nonces, DIDs ---------------------------------------------------------------------------
     def issue_nonce(self) -> bytes:
-        """FD00: a fresh nonce per read, valid until used once or pushed out by newer ones."""
+        """FD00: a fresh nonce per read, valid until used once or pushed out by newer ones.
+
+        Committed before it is answered, so a car restarted between issuing a nonce and
+        receiving the bundle still accepts it (once: using it removes it in the apply's commit).
+        """
         nonce = secrets.token_bytes(16)
-        self._issued_nonces = [*self._issued_nonces, nonce][-MAX_OPEN_NONCES:]
+        state = copy.deepcopy(self.state)
+        state.issued_nonces = [*state.issued_nonces, nonce.hex()][-MAX_OPEN_NONCES:]
+        self._commit(state)
         return nonce
+
+    def authentication_context(self, address: int) -> AuthenticationContext:
+        """What ECU ``address`` checks a 0x29 exchange against: pinned anchors, the car's time."""
+        return AuthenticationContext(
+            vin=self.state.vin,
+            ecu_serial=self.state.ecus[address].serial_number,
+            oem_root_pem=self.state.oem_root_pem,
+            oem_chain_pem=self.state.oem_chain_pem,
+            crl_pem=self.state.crl_pem,
+            now=self.services.now(),
+        )
+
+    def secure_storage(self, address: int) -> dict[str, bytes]:
+        """The secrets ECU ``address`` holds (opened at apply); for the ECU's own use only."""
+        rel = self.state.ecus[address].secure_storage
+        return read_secrets(self.store.directory / rel if rel else None)
 
     def feature_status(self, ecu_address: int | None) -> list[dict[str, object]]:
         now = self.services.now()
@@ -133,8 +160,27 @@ class Car:
             if ecu_address is None or f.ecu_address == ecu_address
         ]
 
-    def version_report(self, ecu_address: int | None) -> bytes:
-        """FD04: what is installed and active; the gateway reports the whole vehicle."""
+    def version_report(self, ecu_address: int) -> bytes:
+        """FD04: the gateway's signed vehicle version manifest, or one ECU's own signed report.
+
+        Every read is a new reporting cycle: the report counter rises (committed first, so a
+        restart never reuses one) and the nonce is fresh.
+        """
+        state = copy.deepcopy(self.state)
+        state.report_counter += 1
+        self._commit(state)
+        nonce, now = secrets.token_hex(16), self.services.now()
+        counter = state.report_counter
+        if ecu_address == self.gateway_address:
+            keys = {a: self.store.signing_key(a) for a in state.ecus}
+            return vehicle_manifest(state, ecu_address, keys, counter=counter, nonce=nonce, now=now)
+        key = self.store.signing_key(ecu_address)
+        return canonical_json(
+            signed_ecu_report(state, ecu_address, key, counter=counter, nonce=nonce, now=now)
+        )
+
+    def status_summary(self, ecu_address: int | None) -> bytes:
+        """FD06: the unsigned summary (installed images by ECU address, features, last bundle)."""
         ecus = [e for a, e in sorted(self.state.ecus.items()) if ecu_address in (None, a)]
         return canonical_json(
             {
@@ -172,7 +218,7 @@ class Car:
                 for e in self.state.ecus.values()
             ),
             activation_counter=self.state.activation_counter,
-            issued_nonces=tuple(self._issued_nonces),
+            issued_nonces=tuple(bytes.fromhex(n) for n in self.state.issued_nonces),
             used_nonces=tuple(bytes.fromhex(n) for n in self.state.used_nonces),
             oem_root_pem=self.state.oem_root_pem,
             active_features=tuple(f.feature_id for f in self.state.features),
@@ -239,14 +285,21 @@ class Car:
             self._check_plan(plan)
         except TrustRefusal as refusal:
             self._refuse(DTC_ACTIVATION_REFUSED, refusal.nrc, refusal.reason)
+        opened = self._open_secrets(plan)
         targets = sorted(
-            {g.ecu_address for g in plan.features} | {i.ecu_address for i in plan.images}
+            {g.ecu_address for g in plan.features}
+            | {i.ecu_address for i in plan.images}
+            | set(opened)
         )
         staged: dict[tuple[int, str], str] = {}
         try:
             for address in targets:
                 hook(f"stage:{address:04X}")
                 staged.update(self._stage(plan, address))
+                if address in opened:
+                    staged[(address, SECURE_STORAGE)] = self._stage_secrets(
+                        plan, address, opened[address]
+                    )
         except (FlashFailure, OSError) as exc:
             for rel in staged.values():
                 (self.store.directory / rel).unlink(missing_ok=True)
@@ -271,6 +324,32 @@ class Car:
         )
         return new.activation_counter
 
+    def _open_secrets(self, plan: ActivationPlan) -> dict[int, dict[str, bytes]]:
+        """Each ECU opens what is sealed to it, before anything is staged (all or nothing)."""
+        opened: dict[int, dict[str, bytes]] = {}
+        for sealed in plan.secrets:
+            if sealed.ecu_address not in self.state.ecus:
+                self._refuse(
+                    DTC_ACTIVATION_REFUSED,
+                    Nrc.REQUEST_OUT_OF_RANGE,
+                    f"secrets for unknown ECU {sealed.ecu_address:04X}",
+                )
+            try:
+                opened[sealed.ecu_address] = dict(
+                    sealed.open(self.store.sealing_key(sealed.ecu_address))
+                )
+            except TrustRefusal as refusal:
+                self._refuse(DTC_ACTIVATION_FAILED, refusal.nrc, refusal.reason)
+        return opened
+
+    def _stage_secrets(self, plan: ActivationPlan, address: int, new: dict[str, bytes]) -> str:
+        held = self.secure_storage(address)
+        path = self.store.secure_dir(address) / f"secrets.{plan.counter}"
+        path.unlink(missing_ok=True)  # left by an apply cut before its commit
+        write_secrets(path, {**held, **new})
+        _log.info("secrets_stored", vin=self.vin, ecu=f"{address:04X}", names=sorted(new))
+        return path.relative_to(self.store.directory).as_posix()
+
     def _refuse(self, dtc_base: int, nrc: Nrc, reason: str) -> None:
         _log.warning("activation_refused", vin=self.vin, nrc=f"{nrc:#04x}", reason=reason)
         self.record_dtc(dtc_base | nrc, reason)
@@ -287,7 +366,8 @@ class Car:
                 Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED, f"counter {plan.counter} not fresh"
             )
         if plan.nonce is not None and (
-            plan.nonce not in self._issued_nonces or plan.nonce.hex() in self.state.used_nonces
+            plan.nonce.hex() not in self.state.issued_nonces
+            or plan.nonce.hex() in self.state.used_nonces
         ):
             raise TrustRefusal(Nrc.REQUEST_SEQUENCE_ERROR, "nonce not issued or already used")
         for grant in plan.features:
@@ -335,6 +415,7 @@ class Car:
                 ecu_address=g.ecu_address,
                 valid_until=g.valid_until.isoformat() if g.valid_until else None,
                 activation_counter=plan.counter,
+                valid_from=(g.valid_from or self.services.now()).isoformat(),
             )
             for g in plan.features
         ]
@@ -346,10 +427,13 @@ class Car:
                 length=image.length,
                 slot=staged.get((image.ecu_address, image.name)),
             )
+        for address in {a for a, kind in staged if kind == SECURE_STORAGE}:
+            new.ecus[address].secure_storage = staged[(address, SECURE_STORAGE)]
         new.activation_counter = plan.counter
+        new.last_verified_at = self.services.now().isoformat()
         if plan.nonce is not None:
             new.used_nonces = [*new.used_nonces, plan.nonce.hex()][-256:]
-            self._issued_nonces = [n for n in self._issued_nonces if n != plan.nonce]
+            new.issued_nonces = [n for n in new.issued_nonces if n != plan.nonce.hex()]
         new.last_bundle_id = plan.bundle_id
         if plan.trust_state is not None:
             new.trust_state = dict(plan.trust_state)

@@ -26,8 +26,9 @@ class Did(IntEnum):
     ACTIVATION_COUNTER = 0xFD01
     FEATURE_STATUS = 0xFD02
     ECU_IDENTITY = 0xFD03
-    VERSION_REPORT = 0xFD04
+    VERSION_REPORT = 0xFD04  # signed: the gateway's manifest, or the ECU's own report
     PRECONDITIONS = 0xFD05
+    VEHICLE_STATUS = 0xFD06  # unsigned summary by logical address (what FD04 was before)
 
 
 class PowerModeState(IntEnum):

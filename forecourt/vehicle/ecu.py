@@ -64,7 +64,9 @@ class Ecu:
         self.address = address
         self.session = SessionState(clock)
         self.security = SecurityAccess(security_secret, clock)
-        self.authentication = Authentication(authenticator, clock)
+        self.authentication = Authentication(
+            authenticator, clock, context=lambda: car.authentication_context(address)
+        )
         self.receiver = FileReceiver(car.store.files_dir(address))
         self._services: dict[int, Handler] = {
             0x10: self._session_control,
@@ -193,7 +195,9 @@ class Ecu:
                 }
             )
         if did == Did.VERSION_REPORT:
-            return car.version_report(None if is_gateway else self.address)
+            return car.version_report(self.address)
+        if did == Did.VEHICLE_STATUS:
+            return car.status_summary(None if is_gateway else self.address)
         if did == Did.PRECONDITIONS:
             return car.preconditions.encode()
         raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"DID {did:#06x}")

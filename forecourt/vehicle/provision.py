@@ -13,6 +13,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ def provision(
     *,
     oem_secret: bytes,
     oem_root_pem: str = "",
+    oem_chain_pem: str = "",
+    crl_pem: str = "",
     ecu_keys: Mapping[int, EcuKeys] | None = None,
     issuer: EcuCertificateIssuer | None = None,
     trust_state: Mapping[str, Any] | None = None,
@@ -92,7 +95,8 @@ def provision(
     """Create the car's store; refuses to overwrite an existing car.
 
     ``trust_state`` pins the OEM's director and image roots for the bundle verifier
-    (:func:`forecourt.vehicle.trust_adapter.trust_state_to_dict`).
+    (:func:`forecourt.vehicle.trust_adapter.factory_trust_state`); ``oem_root_pem`` (with the
+    issuing CA in ``oem_chain_pem`` and optionally its CRL) is the anchor of UDS 0x29.
     """
     store = CarStore(directory)
     if store.exists():
@@ -106,6 +110,7 @@ def provision(
             X25519PrivateKey.generate(),
         )
         signing_public = signing.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        sealing_public = sealing.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         for kind, key in (("signing", signing), ("sealing", sealing)):
             pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
             _write_private(keys_dir / f"{ecu.address:04X}-{kind}.pem", pem)
@@ -114,7 +119,9 @@ def provision(
             derive_ecu_secret(oem_secret, ecu.serial_number),
         )
         certificate = (
-            issuer.issue_ecu_certificate(spec.vin, ecu.serial_number, ecu.address, signing_public)
+            issuer.issue_ecu_certificate(
+                spec.vin, ecu.serial_number, signing_public, sealing_public
+            )
             if issuer is not None
             else ""
         )
@@ -130,9 +137,7 @@ def provision(
             signing_public_key_pem=signing.public_key()
             .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
             .decode(),
-            sealing_public_key=sealing.public_key()
-            .public_bytes(Encoding.Raw, PublicFormat.Raw)
-            .hex(),
+            sealing_public_key=sealing_public.hex(),
         )
     vin_hash = hashlib.sha256(spec.vin.encode()).digest()
     state = CarState(
@@ -142,6 +147,9 @@ def provision(
         option_codes=list(spec.option_codes),
         ecus=records,
         oem_root_pem=oem_root_pem,
+        oem_chain_pem=oem_chain_pem,
+        crl_pem=crl_pem,
+        last_verified_at=datetime.now(UTC).isoformat(),
         trust_state=dict(trust_state or {}),
     )
     store.create(state)

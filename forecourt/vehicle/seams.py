@@ -11,7 +11,7 @@ code (0x50-0x58 for certificates and proofs, 0x22/0x31/0x33 etc. for bundles).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,15 +37,38 @@ class TesterIdentity:
     certificate: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class AuthenticationContext:
+    """What one ECU checks a 0x29 exchange against, read from the car at the moment of the check.
+
+    ``vin`` and ``ecu_serial`` are what the proof of ownership is bound to (a proof made for one
+    ECU is worthless on another); the anchors are the ones pinned at the factory; ``now`` is the
+    car's clock, not the host's.
+    """
+
+    vin: str
+    ecu_serial: str
+    oem_root_pem: str
+    oem_chain_pem: str  # issuing CA certificate(s), PEM, pinned with the root
+    crl_pem: str  # the issuing CA's CRL when the car holds one, else ""
+    now: datetime
+
+
 class TesterAuthenticator(Protocol):
     """UDS 0x29 checks (ISO 14229-1:2020 §10.6, PKI certificate exchange, unidirectional)."""
 
-    def verify_certificate(self, certificate: bytes, now: datetime) -> TesterIdentity:
+    def verify_certificate(
+        self, certificate: bytes, context: AuthenticationContext
+    ) -> TesterIdentity:
         """Check chain to the pinned OEM root, validity and scope; raise :class:`TrustRefusal`."""
         ...
 
     def verify_proof_of_ownership(
-        self, tester: TesterIdentity, challenge: bytes, proof: bytes
+        self,
+        tester: TesterIdentity,
+        challenge: bytes,
+        proof: bytes,
+        context: AuthenticationContext,
     ) -> None:
         """Check the tester signed the ECU's challenge with its certificate's key."""
         ...
@@ -80,6 +103,7 @@ class FeatureGrant:
     feature_id: str
     ecu_address: int
     valid_until: datetime | None
+    valid_from: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +113,20 @@ class ImageInstall:
     version: int
     sha256: str  # hex
     length: int
+
+
+SecretOpener = Callable[[bytes], Mapping[str, bytes]]
+"""Opens the secrets sealed to one ECU with that ECU's raw X25519 private key, or raises
+:class:`TrustRefusal` (a secret sealed to another key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecrets:
+    """Secrets a bundle carries for one ECU, still sealed; only that ECU's key opens them."""
+
+    ecu_address: int
+    names: tuple[str, ...]
+    open: SecretOpener = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +139,7 @@ class ActivationPlan:
     features: tuple[FeatureGrant, ...]
     images: tuple[ImageInstall, ...]
     revoked_features: tuple[str, ...] = ()
+    secrets: tuple[SealedSecrets, ...] = ()
     trust_state: Mapping[str, Any] | None = None  # verifier state to persist with the apply
 
 
@@ -113,12 +152,12 @@ class BundleVerifier(Protocol):
 
 
 class EcuCertificateIssuer(Protocol):
-    """Factory provisioning: the OEM CA certifies an ECU's signing key (``forecourt.trust``)."""
+    """Factory provisioning: the OEM CA certifies an ECU's keys (``forecourt.trust``)."""
 
     def issue_ecu_certificate(
-        self, vin: str, ecu_serial: str, logical_address: int, signing_public_key: bytes
+        self, vin: str, ecu_serial: str, signing_public_key: bytes, sealing_public_key: bytes
     ) -> str:
-        """Return the ECU identity certificate as PEM."""
+        """Return the ECU identity certificate (binding VIN, serial and both raw keys) as PEM."""
         ...
 
 
@@ -132,10 +171,16 @@ class RefuseAllVerifier:
 class RefuseAllAuthenticator:
     """Used when no OEM PKI is configured: 0x29 refuses every certificate."""
 
-    def verify_certificate(self, certificate: bytes, now: datetime) -> TesterIdentity:
+    def verify_certificate(
+        self, certificate: bytes, context: AuthenticationContext
+    ) -> TesterIdentity:
         raise TrustRefusal(Nrc.CERTIFICATE_INVALID_CHAIN_OF_TRUST, "no OEM root pinned")
 
     def verify_proof_of_ownership(
-        self, tester: TesterIdentity, challenge: bytes, proof: bytes
+        self,
+        tester: TesterIdentity,
+        challenge: bytes,
+        proof: bytes,
+        context: AuthenticationContext,
     ) -> None:
         raise TrustRefusal(Nrc.OWNERSHIP_VERIFICATION_FAILED, "no OEM root pinned")

@@ -13,6 +13,8 @@ Layout under ``<root>/<VIN>/``::
     state.json          the committed state (the only file that decides what the car is)
     state.json.tmp      a commit in progress; discarded on load
     keys/               private keys written at provisioning (0600)
+    secure/<ecu>/       each ECU's secure storage: secrets opened at apply (0600), referenced
+                        from state.json like slots, so they change with the commit
     files/<ecu>/        files received over 0x34/0x38, ``*.part`` while incomplete
     slots/<ecu>/        images staged for an apply; kept only if state.json references them
 """
@@ -26,6 +28,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 
 from forecourt.logging import get_logger
 
@@ -54,6 +65,7 @@ class FeatureState:
     ecu_address: int
     valid_until: str | None  # ISO 8601 UTC, None = perpetual
     activation_counter: int
+    valid_from: str | None = None  # ISO 8601 UTC; the grant's not_before, else the apply time
 
 
 @dataclass
@@ -70,6 +82,7 @@ class EcuRecord:
     certificate_pem: str = ""
     signing_public_key_pem: str = ""
     sealing_public_key: str = ""  # hex, raw X25519
+    secure_storage: str | None = None  # file of opened secrets (0600), relative to the store
 
 
 @dataclass
@@ -93,7 +106,12 @@ class CarState:
     used_nonces: list[str] = field(default_factory=list)
     dtcs: list[DtcRecord] = field(default_factory=list)
     last_bundle_id: str | None = None
+    issued_nonces: list[str] = field(default_factory=list)  # hex, open until used once
+    report_counter: int = 0  # version report counter, rises every FD04 cycle (Uptane)
+    last_verified_at: str | None = None  # ISO 8601 UTC: the last time metadata verified
     oem_root_pem: str = ""
+    oem_chain_pem: str = ""  # issuing CA certificate(s) under the pinned root
+    crl_pem: str = ""  # the issuing CA's CRL, when the car holds one
     trust_state: dict[str, Any] = field(
         default_factory=dict
     )  # pinned roots etc., see trust_adapter
@@ -186,6 +204,32 @@ class CarStore:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
 
+    def secure_dir(self, ecu_address: int) -> Path:
+        path = self.directory / "secure" / f"{ecu_address:04X}"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def signing_key(self, ecu_address: int) -> Ed25519PrivateKey:
+        """The ECU's Ed25519 identity key (signs its version reports)."""
+        key = self._private_key(ecu_address, "signing")
+        if not isinstance(key, Ed25519PrivateKey):
+            raise StateStoreError(f"signing key of ECU {ecu_address:04X} is not Ed25519")
+        return key
+
+    def sealing_key(self, ecu_address: int) -> bytes:
+        """The ECU's raw X25519 private key (opens secrets sealed to it)."""
+        key = self._private_key(ecu_address, "sealing")
+        if not isinstance(key, X25519PrivateKey):
+            raise StateStoreError(f"sealing key of ECU {ecu_address:04X} is not X25519")
+        return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+    def _private_key(self, ecu_address: int, kind: str) -> object:
+        path = self.keys_dir() / f"{ecu_address:04X}-{kind}.pem"
+        try:
+            return load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError) as exc:
+            raise StateStoreError(f"{kind} key of ECU {ecu_address:04X} unreadable") from exc
+
     def create(self, state: CarState) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.commit(state)
@@ -202,19 +246,19 @@ class CarStore:
 
     def commit(self, state: CarState, before_replace: Callable[[], None] | None = None) -> None:
         state.generation += 1
-        write_atomically(self.state_path, state.to_json(), before_replace=before_replace)
+        write_atomically(
+            self.state_path, state.to_json(), mode=0o600, before_replace=before_replace
+        )
 
     def _sweep(self, state: CarState) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.directory / (STATE_FILE + ".tmp")).unlink()
         referenced = {
             img.slot for ecu in state.ecus.values() for img in ecu.images.values() if img.slot
-        }
-        slots = self.directory / "slots"
-        if not slots.is_dir():
-            return
-        for path in slots.glob("*/*"):
-            rel = path.relative_to(self.directory).as_posix()
-            if rel not in referenced:
-                _log.info("orphan_slot_removed", path=rel)
-                path.unlink()
+        } | {ecu.secure_storage for ecu in state.ecus.values() if ecu.secure_storage}
+        for kind in ("slots", "secure"):
+            for path in (self.directory / kind).glob("*/*"):
+                rel = path.relative_to(self.directory).as_posix()
+                if rel not in referenced:
+                    _log.info("orphan_file_removed", path=rel)
+                    path.unlink()

@@ -7,8 +7,15 @@ image roots, per-ECU installed release counters, offline counter: kept opaque in
 returns the plan together with ``next_state`` so the car commits the verifier's state (spent
 nonce, rotated roots, raised counters) in the same atomic write as the features and images.
 
-What the trust layer does not offer yet stays refusing: 0x29 refuses every certificate and cars
-are provisioned without ECU certificates (no OEM X.509 PKI in ``forecourt.trust`` yet).
+Sealed secrets travel in the plan still sealed, with an opener bound to the verified activation
+(``open_secrets``): the car hands each ECU's own X25519 key to it, so only the car ever holds the
+key and only the trust layer does the cryptography.
+
+:class:`PkiTesterAuthenticator` answers UDS 0x29 with ``verify_dealer_certificate`` (chain to the
+OEM root pinned at provisioning, the pinned CRL if any, at the car's time) and
+``verify_possession`` bound to VIN and ECU serial; the trust layer's error NRCs (0x50-0x58) go to
+the wire unchanged. :class:`OemPkiIssuer` certifies ECU keys from the OEM issuing CA at the
+factory.
 """
 
 from __future__ import annotations
@@ -21,22 +28,41 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from forecourt.trust.errors import BundleError
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from forecourt.logging import get_logger
+from forecourt.trust.certificates import load_certificate, load_crl
+from forecourt.trust.errors import BundleError, CertificateError
 from forecourt.trust.model import NonceFreshness
-from forecourt.trust.verifier import CarTrustState, EcuTrustState, verify_bundle
+from forecourt.trust.oem_pki import OemPki
+from forecourt.trust.uds_auth import EcuContext, verify_dealer_certificate, verify_possession
+from forecourt.trust.verifier import (
+    CarTrustState,
+    EcuTrustState,
+    VerifiedActivation,
+    open_secrets,
+    verify_bundle,
+)
 from forecourt.vehicle.seams import (
     ActivationPlan,
+    AuthenticationContext,
     BundleVerifier,
     CarView,
     EcuCertificateIssuer,
     FeatureGrant,
     ImageInstall,
-    RefuseAllAuthenticator,
     RefuseAllVerifier,
+    SealedSecrets,
+    SecretOpener,
     TesterAuthenticator,
+    TesterIdentity,
     TrustRefusal,
 )
 from forecourt.vehicle.uds.nrc import Nrc
+
+_log = get_logger("vehicle.trust")
 
 
 def trust_state_to_dict(state: CarTrustState) -> dict[str, Any]:
@@ -54,6 +80,31 @@ def trust_state_to_dict(state: CarTrustState) -> dict[str, Any]:
                 "release_counter": e.release_counter,
             }
             for e in state.ecus
+        },
+    }
+
+
+def factory_trust_state(
+    director_root: bytes, image_root: bytes, ecus: Mapping[str, str]
+) -> dict[str, Any]:
+    """The verifier's state of a new car: pinned root metadata, ``{ECU serial: role}``, counters 0.
+
+    ``director_root``/``image_root`` are the repositories' root metadata as the cloud exports
+    them (canonical JSON bytes of the signed root).
+    """
+    return {
+        "director_root": base64.b64encode(director_root).decode(),
+        "image_root": base64.b64encode(image_root).decode(),
+        "last_offline_counter": 0,
+        "last_activation_counter": 0,
+        "ecus": {
+            serial: {
+                "role": role,
+                "installed_image": "",
+                "installed_version": "",
+                "release_counter": 0,
+            }
+            for serial, role in ecus.items()
         },
     }
 
@@ -101,9 +152,23 @@ class UptaneBundleVerifier:
             counter=verified.activation_counter,
             nonce=bytes.fromhex(freshness.nonce) if isinstance(freshness, NonceFreshness) else None,
             features=tuple(
-                FeatureGrant(g.feature, address[ecu.serial], g.not_after.astimezone(UTC))
+                FeatureGrant(
+                    g.feature,
+                    address[ecu.serial],
+                    g.not_after.astimezone(UTC),
+                    g.not_before.astimezone(UTC),
+                )
                 for ecu in verified.ecus
                 for g in ecu.features
+            ),
+            secrets=tuple(
+                SealedSecrets(
+                    address[ecu.serial],
+                    tuple(sorted(ecu.sealed_secrets)),
+                    _opener(verified, ecu.serial),
+                )
+                for ecu in verified.ecus
+                if ecu.sealed_secrets
             ),
             images=tuple(
                 ImageInstall(
@@ -120,18 +185,104 @@ class UptaneBundleVerifier:
         )
 
 
+def _opener(verified: VerifiedActivation, serial: str) -> SecretOpener:
+    def open_with(sealing_private_key: bytes) -> Mapping[str, bytes]:
+        try:
+            return open_secrets(verified, serial, sealing_private_key)
+        except BundleError as error:
+            raise TrustRefusal(Nrc(error.nrc), f"{error.code}: {error}") from error
+
+    return open_with
+
+
+def _pem_certificates(pem: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(pem.encode()) if pem.strip() else []
+
+
+class PkiTesterAuthenticator:
+    """:class:`TesterAuthenticator` on the OEM PKI (``forecourt.trust.uds_auth``)."""
+
+    def verify_certificate(
+        self, certificate: bytes, context: AuthenticationContext
+    ) -> TesterIdentity:
+        if not context.oem_root_pem:
+            raise TrustRefusal(Nrc.CERTIFICATE_INVALID_CHAIN_OF_TRUST, "no OEM root pinned")
+        try:
+            root = load_certificate(context.oem_root_pem.encode())
+            crl = load_crl(context.crl_pem.encode()) if context.crl_pem else None
+            dealer = verify_dealer_certificate(
+                certificate, _pem_certificates(context.oem_chain_pem), root, context.now, crl
+            )
+        except CertificateError as error:
+            raise TrustRefusal(Nrc(error.nrc), f"{error.code}: {error}") from error
+        except ValueError as error:  # a pinned anchor unreadable: refuse, never crash
+            raise TrustRefusal(
+                Nrc.CERTIFICATE_INVALID_CHAIN_OF_TRUST, f"pinned anchors unreadable: {error}"
+            ) from error
+        _log.info(
+            "dealer_certificate_accepted",
+            dealer=dealer.dealer_id,
+            edge=dealer.edge_id,
+            serial=f"{dealer.serial:x}",
+            ecu=context.ecu_serial,
+        )
+        return TesterIdentity(f"{dealer.dealer_id}/{dealer.edge_id}", "dealer", certificate)
+
+    def verify_proof_of_ownership(
+        self,
+        tester: TesterIdentity,
+        challenge: bytes,
+        proof: bytes,
+        context: AuthenticationContext,
+    ) -> None:
+        try:
+            verify_possession(
+                tester.certificate, challenge, proof, EcuContext(context.vin, context.ecu_serial)
+            )
+        except CertificateError as error:
+            raise TrustRefusal(Nrc(error.nrc), f"{error.code}: {error}") from error
+
+
+class OemPkiIssuer:
+    """:class:`EcuCertificateIssuer` on the OEM issuing CA (``OemPki.issue_ecu``)."""
+
+    def __init__(self, pki: OemPki, now: datetime | None = None) -> None:
+        self.pki = pki
+        self.now = now
+
+    def issue_ecu_certificate(
+        self, vin: str, ecu_serial: str, signing_public_key: bytes, sealing_public_key: bytes
+    ) -> str:
+        cert = self.pki.issue_ecu(
+            vin,
+            ecu_serial,
+            Ed25519PublicKey.from_public_bytes(signing_public_key),
+            sealing_public_key,
+            now=self.now,
+        )
+        return cert.public_bytes(Encoding.PEM).decode()
+
+    @property
+    def root_pem(self) -> str:
+        return self.pki.root.public_bytes(Encoding.PEM).decode()
+
+    @property
+    def chain_pem(self) -> str:
+        return self.pki.ca.public_bytes(Encoding.PEM).decode()
+
+
 @dataclass
 class TrustServices:
     verifier: BundleVerifier = field(default_factory=RefuseAllVerifier)
-    authenticator: TesterAuthenticator = field(default_factory=RefuseAllAuthenticator)
+    authenticator: TesterAuthenticator = field(default_factory=PkiTesterAuthenticator)
     issuer: EcuCertificateIssuer | None = None
     oem_root_pem: str = ""
 
 
-def trust_services(data_dir: Path) -> TrustServices:
-    """The trust layer's implementations for cars under ``data_dir``.
+def trust_services(data_dir: Path | None = None) -> TrustServices:
+    """The trust layer's implementations for a car; each reads the anchors the car pinned.
 
-    The bundle verifier is real; it refuses until a car's roots are pinned (``trust_state``).
-    0x29 and ECU certificates wait for the OEM PKI in ``forecourt.trust``.
+    Both refuse until the car is provisioned with them: bundles without pinned repository roots
+    (``trust_state``), 0x29 without a pinned OEM root.
     """
-    return TrustServices(verifier=UptaneBundleVerifier())
+    return TrustServices(verifier=UptaneBundleVerifier(), authenticator=PkiTesterAuthenticator())

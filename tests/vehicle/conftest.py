@@ -20,8 +20,10 @@ from forecourt.vehicle.provision import CarSpec, EcuSpec, provision
 from forecourt.vehicle.runtime import SimulatorHost
 from forecourt.vehicle.storage import CarStore
 from forecourt.vehicle.uds.security_access import compute_key, derive_ecu_secret
-from tests.vehicle.doubles import HmacAuthenticator, HmacBundleVerifier
+from forecourt.vehicle.trust_adapter import PkiTesterAuthenticator
+from tests.vehicle.doubles import HmacBundleVerifier
 from tests.vehicle.fastdoip import FastDoIPClient
+from tests.vehicle.pki import OEM, anchors
 
 OEM_SECRET = b"test oem secret, never a real one"
 VIN = "WFCRT0TESTA000042"
@@ -111,7 +113,7 @@ def host() -> Iterator[SimulatorHost]:
 @pytest.fixture
 def make_store(tmp_path: Path) -> Callable[[str], CarStore]:
     def make(name: str = "car") -> CarStore:
-        return provision(tmp_path / name, SPEC, oem_secret=OEM_SECRET)
+        return provision(tmp_path / name, SPEC, oem_secret=OEM_SECRET, **anchors(OEM))
 
     return make
 
@@ -119,7 +121,7 @@ def make_store(tmp_path: Path) -> Callable[[str], CarStore]:
 @pytest.fixture
 def services() -> CarServices:
     return CarServices(
-        verifier=HmacBundleVerifier(), authenticator=HmacAuthenticator(), faults=FaultPlan()
+        verifier=HmacBundleVerifier(), authenticator=PkiTesterAuthenticator(), faults=FaultPlan()
     )
 
 

@@ -1,8 +1,10 @@
 """In-memory doubles for the trust seams, so the car's state machine is tested on its own.
 
 They honour the seams' contracts (refusals carry an NRC, a plan is returned only for a bundle bound
-to this car) but use an HMAC in place of the OEM PKI; the real ``forecourt.trust`` implementations
-are exercised in test_trust_wiring.py.
+to this car) but use an HMAC in place of the OEM PKI, so the car's state machine (sessions,
+transfer, all-or-nothing apply, power loss) is tested without building repositories for every
+case. The real ``forecourt.trust`` implementations are exercised in test_trust_wiring.py,
+test_authentication.py and test_factory.py; the edge link's tests use these doubles too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from forecourt.vehicle.seams import (
     ActivationPlan,
+    AuthenticationContext,
     CarView,
     FeatureGrant,
     ImageInstall,
@@ -85,13 +88,19 @@ def dealer_proof(challenge: bytes, key: bytes = DEALER_KEY) -> bytes:
 
 
 class HmacAuthenticator:
-    def verify_certificate(self, certificate: bytes, now: datetime) -> TesterIdentity:
+    def verify_certificate(
+        self, certificate: bytes, context: AuthenticationContext
+    ) -> TesterIdentity:
         if not certificate.startswith(b"dealer:"):
             raise TrustRefusal(Nrc.CERTIFICATE_INVALID_CHAIN_OF_TRUST, "not a dealer cert")
         return TesterIdentity(certificate.decode()[7:], "technician", certificate)
 
     def verify_proof_of_ownership(
-        self, tester: TesterIdentity, challenge: bytes, proof: bytes
+        self,
+        tester: TesterIdentity,
+        challenge: bytes,
+        proof: bytes,
+        context: AuthenticationContext,
     ) -> None:
         if not hmac.compare_digest(dealer_proof(challenge), proof):
             raise TrustRefusal(Nrc.OWNERSHIP_VERIFICATION_FAILED, "bad proof")

@@ -17,7 +17,8 @@ from forecourt.vehicle.faults import FaultPlan, PowerLoss
 from forecourt.vehicle.storage import CarStore
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
 from tests.vehicle.conftest import VIN, RunningCar
-from tests.vehicle.doubles import HmacAuthenticator, HmacBundleVerifier, make_bundle
+from forecourt.vehicle.trust_adapter import PkiTesterAuthenticator
+from tests.vehicle.doubles import HmacBundleVerifier, make_bundle
 from tests.vehicle.test_conformance import ExtendedSession, authenticate, nrc_of
 
 MAPS = b"maps v2 " * 4096
@@ -62,7 +63,7 @@ def receive(store: CarStore, name: str, data: bytes) -> None:
 def services_with(hook: Callable[[str], None] = lambda step: None, **faults: Any) -> CarServices:
     return CarServices(
         verifier=HmacBundleVerifier(),
-        authenticator=HmacAuthenticator(),
+        authenticator=PkiTesterAuthenticator(),
         faults=FaultPlan(**faults),
         apply_hook=hook,
     )

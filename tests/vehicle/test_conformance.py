@@ -15,7 +15,7 @@ from udsoncan.client import Client
 from udsoncan.exceptions import NegativeResponseException, TimeoutException
 
 from tests.vehicle.conftest import VIN, RunningCar, VariableAscii
-from tests.vehicle.doubles import dealer_certificate, dealer_proof
+from tests.vehicle.pki import DEALER, Dealer
 from tests.vehicle.fastdoip import FastDoIPClient
 
 ExtendedSession = services.DiagnosticSessionControl.Session.extendedDiagnosticSession
@@ -25,19 +25,24 @@ def nrc_of(excinfo: pytest.ExceptionInfo[NegativeResponseException]) -> int:
     return int(excinfo.value.response.code)
 
 
-def authenticate(client: Client) -> None:
-    """0x29 unidirectional: dealer certificate, then proof of ownership over the ECU challenge."""
+def authenticate(client: Client, dealer: Dealer = DEALER) -> None:
+    """0x29 unidirectional: dealer certificate, then proof of ownership over the ECU challenge.
+
+    The proof is bound to the car's VIN and the ECU's serial, read first as the edge does.
+    """
     task = services.Authentication.AuthenticationTask
+    vin = client.read_data_by_identifier_first(0xF190)
+    serial = client.read_data_by_identifier_first(0xF18C)
     first = client.authentication(
         task.verifyCertificateUnidirectional,
         communication_configuration=0,
-        certificate_client=dealer_certificate(),
+        certificate_client=dealer.certificate,
         challenge_client=b"",
     )
-    challenge = first.service_data.challenge_server
+    challenge = bytes(first.service_data.challenge_server)
     client.authentication(
         task.proofOfOwnership,
-        proof_of_ownership_client=dealer_proof(challenge),
+        proof_of_ownership_client=dealer.proof(challenge, vin, serial),
         ephemeral_public_key_client=b"",
     )
 
@@ -149,13 +154,13 @@ def test_forged_proof_of_ownership_is_refused(running: RunningCar) -> None:
         client.authentication(
             task.verifyCertificateUnidirectional,
             communication_configuration=0,
-            certificate_client=dealer_certificate(),
+            certificate_client=DEALER.certificate,
             challenge_client=b"",
         )
         with pytest.raises(NegativeResponseException) as exc:
             client.authentication(
                 task.proofOfOwnership,
-                proof_of_ownership_client=dealer_proof(b"some other challenge"),
+                proof_of_ownership_client=DEALER.proof(bytes(32), VIN, "CGW0000000001"),
                 ephemeral_public_key_client=b"",
             )
     assert nrc_of(exc) == 0x58

@@ -28,10 +28,14 @@ from forecourt.vehicle.doip.entity import EntityConfig
 from forecourt.vehicle.faults import FaultPlan
 from forecourt.vehicle.provision import CarSpec, EcuSpec, provision
 from forecourt.vehicle.runtime import SimulatorHost
-from forecourt.vehicle.trust_adapter import UptaneBundleVerifier, trust_state_to_dict
+from forecourt.vehicle.trust_adapter import (
+    PkiTesterAuthenticator,
+    UptaneBundleVerifier,
+    trust_state_to_dict,
+)
 from tests.trust.world import IVI_IMAGE, NOW, TBOX_IMAGE, VIN, World, make_world, tamper
 from tests.vehicle.conftest import OEM_SECRET, RunningCar, random_loopback
-from tests.vehicle.doubles import HmacAuthenticator
+from tests.vehicle.pki import anchors, dealer_of
 from tests.vehicle.test_conformance import ExtendedSession, authenticate
 
 SPEC = CarSpec(
@@ -112,11 +116,12 @@ def trusted(tmp_path: Path) -> Iterator[TrustedCar]:
         oem_secret=OEM_SECRET,
         ecu_keys=keys,
         trust_state=trust_state_to_dict(world.car),
+        **anchors(world.pki),
     )
     clock = [NOW]
     services_ = CarServices(
         verifier=UptaneBundleVerifier(),
-        authenticator=HmacAuthenticator(),
+        authenticator=PkiTesterAuthenticator(),
         now=lambda: clock[0],
         faults=FaultPlan(),
     )
@@ -129,7 +134,7 @@ def trusted(tmp_path: Path) -> Iterator[TrustedCar]:
     client.config["data_identifiers"][0xFD00] = RawBytes()
     with client:
         client.change_session(ExtendedSession)
-        authenticate(client)
+        authenticate(client, dealer_of(world.pki, NOW))
         trusted_car = TrustedCar(world, car, client, clock)
         trusted_car.upload("tbox-fw-2.0.bin", TBOX_IMAGE)
         trusted_car.upload("ivi-os-3.1.img", IVI_IMAGE)

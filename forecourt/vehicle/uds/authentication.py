@@ -9,12 +9,17 @@ counted like 0x27 keys; a proof without a certificate first is a sequence error 
 
 from __future__ import annotations
 
-import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from forecourt.vehicle.seams import TesterAuthenticator, TesterIdentity, TrustRefusal
+from forecourt.trust.uds_auth import CHALLENGE_BYTES, make_challenge
+from forecourt.vehicle.seams import (
+    AuthenticationContext,
+    TesterAuthenticator,
+    TesterIdentity,
+    TrustRefusal,
+)
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
 from forecourt.vehicle.uds.session import Clock
 
@@ -28,7 +33,7 @@ RETURN_APCE = 0x02
 RETURN_DEAUTHENTICATED = 0x10
 RETURN_OWNERSHIP_VERIFICATION_NECESSARY = 0x11
 RETURN_AUTHENTICATION_COMPLETE = 0x12
-CHALLENGE_LENGTH = 32
+CHALLENGE_LENGTH = CHALLENGE_BYTES
 
 
 def _take_lv(data: bytes, offset: int) -> tuple[bytes, int]:
@@ -52,6 +57,8 @@ class Authentication:
 
     authenticator: TesterAuthenticator
     clock: Clock
+    context: Callable[[], AuthenticationContext]
+    """The ECU's VIN, serial, pinned anchors and the car's time, read at each check."""
     max_attempts: int = 3
     delay_seconds: float = 10.0
     failed_attempts: int = 0
@@ -85,10 +92,10 @@ class Authentication:
             raise NegativeResponse(Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT, "trailing data")
         self._candidate = None
         try:
-            tester = self.authenticator.verify_certificate(certificate, datetime.now(UTC))
+            tester = self.authenticator.verify_certificate(certificate, self.context())
         except TrustRefusal as refusal:
             raise NegativeResponse(refusal.nrc, refusal.reason) from refusal
-        challenge = secrets.token_bytes(CHALLENGE_LENGTH)
+        challenge = make_challenge()
         self._candidate = (tester, challenge)
         return bytes([RETURN_OWNERSHIP_VERIFICATION_NECESSARY]) + _lv(challenge) + _lv(b"")
 
@@ -101,7 +108,7 @@ class Authentication:
             raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "proof before certificate")
         tester, challenge = candidate
         try:
-            self.authenticator.verify_proof_of_ownership(tester, challenge, proof)
+            self.authenticator.verify_proof_of_ownership(tester, challenge, proof, self.context())
         except TrustRefusal as refusal:
             self.failed_attempts += 1
             if self.failed_attempts >= self.max_attempts:
