@@ -103,7 +103,7 @@ def import_rows(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> 
         vin = raw.get("vin") if isinstance(raw.get("vin"), str) else None
         try:
             vehicle = from_dict(Vehicle, raw)
-        except (CoreError, TypeError, ValueError, KeyError) as exc:
+        except (CoreError, TypeError, ValueError, KeyError, AttributeError) as exc:
             report.errors.append(RowError(number, vin, str(exc)))
             continue
         try:
