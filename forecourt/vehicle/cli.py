@@ -13,11 +13,14 @@ import typer
 from forecourt.demo.data import ecu_private_keys, generate_world
 from forecourt.logging import get_logger
 from forecourt.settings import load_settings
+from forecourt.trust.errors import PkiError
+from forecourt.trust.oem_pki import OemPki
 from forecourt.vehicle.car import Car, CarServices
 from forecourt.vehicle.doip.entity import DoipEntity, EntityConfig
+from forecourt.vehicle.factory import AnchorFileError, RepositoryRoots, provision_cars
 from forecourt.vehicle.faults import FaultPlan, process_exit_hook
 from forecourt.vehicle.fleet import fleet_addresses, start_fleet
-from forecourt.vehicle.provision import AlreadyProvisioned, provision, spec_from_vehicle
+from forecourt.vehicle.provision import spec_from_vehicle
 from forecourt.vehicle.storage import CarStore, StateStoreError
 from forecourt.vehicle.trust_adapter import trust_services
 
@@ -25,6 +28,7 @@ app = typer.Typer(no_args_is_help=True)
 _log = get_logger("vehicle.cli")
 
 OEM_SECRET_FILE = "oem-seedkey.secret"  # noqa: S105 - a file name, not a secret
+CA_PASSWORD_ENV = "FORECOURT_OEM_CA_PASSWORD"  # noqa: S105 - a variable name, not a secret
 
 
 def _cars_dir(directory: Path | None) -> Path:
@@ -44,6 +48,37 @@ def _oem_secret(path: Path | None, cars: Path) -> bytes:
     return target.read_bytes()
 
 
+def _load_pki(directory: Path | None, password_file: Path | None) -> OemPki | None:
+    """The OEM PKI's issuing side; the CA password from a file or the environment."""
+    if directory is None:
+        return None
+    if password_file is not None:
+        password = password_file.read_bytes().strip()
+    else:
+        password = os.environ.get(CA_PASSWORD_ENV, "").encode()
+    if not password:
+        typer.echo(f"--oem-pki needs --ca-password-file or {CA_PASSWORD_ENV}", err=True)
+        raise typer.Exit(2)
+    try:
+        return OemPki.load(directory, password)
+    except PkiError as exc:
+        typer.echo(f"OEM PKI: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _roots(director: Path | None, image: Path | None) -> RepositoryRoots | None:
+    if director is None and image is None:
+        return None
+    if director is None or image is None:
+        typer.echo("--director-root and --image-root go together", err=True)
+        raise typer.Exit(2)
+    try:
+        return RepositoryRoots.from_files(director, image)
+    except AnchorFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command("provision")
 def provision_command(  # noqa: PLR0917 - Typer maps each option to a parameter
     vin: list[str] = typer.Option([], "--vin", help="VIN from the demo data; repeat for several."),
@@ -52,8 +87,12 @@ def provision_command(  # noqa: PLR0917 - Typer maps each option to a parameter
     vehicles: int = typer.Option(20, help="Number of demo vehicles."),
     directory: Path | None = typer.Option(None, "--dir", help="Cars directory."),
     oem_secret_file: Path | None = typer.Option(None, help="OEM seed/key secret file."),
+    oem_pki: Path | None = typer.Option(None, help="OEM PKI directory: issues ECU certificates."),
+    ca_password_file: Path | None = typer.Option(None, help="Issuing CA key password file."),
+    director_root: Path | None = typer.Option(None, help="Director root metadata to pin."),
+    image_root: Path | None = typer.Option(None, help="Image repository root metadata to pin."),
 ) -> None:
-    """Create cars' ECU keys, seed/key secrets and certificates, and pin the OEM root."""
+    """Create cars' ECU keys, seed/key secrets and certificates; pin the OEM and Uptane roots."""
     cars_dir = _cars_dir(directory)
     world = generate_world(seed=seed, vehicles=vehicles)
     known = {v.vin.value: v for v in world.vehicles}
@@ -62,24 +101,33 @@ def provision_command(  # noqa: PLR0917 - Typer maps each option to a parameter
     if unknown or not chosen:
         typer.echo(f"not in the demo data: {', '.join(unknown) or '(no --vin given)'}", err=True)
         raise typer.Exit(2)
+    pki = _load_pki(oem_pki, ca_password_file)
+    roots = _roots(director_root, image_root)
     oem_secret = _oem_secret(oem_secret_file, cars_dir)
-    services = trust_services(load_settings().data_dir)
-    for v in chosen:
-        vehicle = known[v]
-        keys = {e.logical_address: ecu_private_keys(seed, v, e.role) for e in vehicle.ecus}
-        try:
-            provision(
-                cars_dir / v,
-                spec_from_vehicle(vehicle),
-                oem_secret=oem_secret,
-                oem_root_pem=services.oem_root_pem,
-                ecu_keys=keys,
-                issuer=services.issuer,
-            )
-        except AlreadyProvisioned:
-            typer.echo(f"{v}: already provisioned")
+    keys = {
+        v: {e.logical_address: ecu_private_keys(seed, v, e.role) for e in known[v].ecus}
+        for v in chosen
+    }
+    done = provision_cars(
+        cars_dir,
+        [spec_from_vehicle(known[v]) for v in chosen],
+        oem_secret=oem_secret,
+        pki=pki,
+        roots=roots,
+        ecu_keys=keys,
+    )
+    for car in done:
+        if car.store is None:
+            typer.echo(f"{car.vin}: already provisioned")
             continue
-        typer.echo(f"{v}: provisioned ({len(vehicle.ecus)} ECUs)")
+        trust = ", ".join(
+            what
+            for what, present in (("ECU certificates", car.certified), ("roots", car.roots_pinned))
+            if present
+        )
+        typer.echo(
+            f"{car.vin}: provisioned ({len(known[car.vin].ecus)} ECUs; {trust or 'no anchors'})"
+        )
 
 
 def _faults(
@@ -150,36 +198,41 @@ def run_command(  # noqa: PLR0917 - Typer maps each option to a parameter
 
 
 @app.command("fleet")
-def fleet_command(
+def fleet_command(  # noqa: PLR0917 - Typer maps each option to a parameter
     count: int = typer.Option(10, help="Number of cars."),
     base_octet: int = typer.Option(77, help="Cars listen on 127.<base>.y.z:13400."),
     seed: int = typer.Option(7, help="Demo data seed (cars are provisioned on first use)."),
     directory: Path | None = typer.Option(None, "--dir", help="Cars directory."),
+    oem_pki: Path | None = typer.Option(None, help="OEM PKI directory (first-use provisioning)."),
+    ca_password_file: Path | None = typer.Option(None, help="Issuing CA key password file."),
+    director_root: Path | None = typer.Option(None, help="Director root metadata to pin."),
+    image_root: Path | None = typer.Option(None, help="Image repository root metadata to pin."),
 ) -> None:
     """Run COUNT cars in one process, each on its own loopback address."""
     cars_dir = _cars_dir(directory)
     world = generate_world(seed=seed, vehicles=count)
     oem_secret = _oem_secret(None, cars_dir)
     trust = trust_services(load_settings().data_dir)
-    cars = []
-    for vehicle in world.vehicles:
-        store = CarStore(cars_dir / vehicle.vin.value)
-        if not store.exists():
-            keys = {
-                e.logical_address: ecu_private_keys(seed, vehicle.vin.value, e.role)
-                for e in vehicle.ecus
+    provision_cars(
+        cars_dir,
+        [spec_from_vehicle(v) for v in world.vehicles],
+        oem_secret=oem_secret,
+        pki=_load_pki(oem_pki, ca_password_file),
+        roots=_roots(director_root, image_root),
+        ecu_keys={
+            v.vin.value: {
+                e.logical_address: ecu_private_keys(seed, v.vin.value, e.role) for e in v.ecus
             }
-            provision(
-                store.directory,
-                spec_from_vehicle(vehicle),
-                oem_secret=oem_secret,
-                oem_root_pem=trust.oem_root_pem,
-                ecu_keys=keys,
-                issuer=trust.issuer,
-            )
-        cars.append(
-            Car(store, CarServices(verifier=trust.verifier, authenticator=trust.authenticator))
+            for v in world.vehicles
+        },
+    )
+    cars = [
+        Car(
+            CarStore(cars_dir / v.vin.value),
+            CarServices(verifier=trust.verifier, authenticator=trust.authenticator),
         )
+        for v in world.vehicles
+    ]
     addresses = list(fleet_addresses(count, base_octet))
 
     def progress(started: int, total: int) -> None:

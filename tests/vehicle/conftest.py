@@ -19,8 +19,8 @@ from forecourt.vehicle.faults import FaultPlan
 from forecourt.vehicle.provision import CarSpec, EcuSpec, provision
 from forecourt.vehicle.runtime import SimulatorHost
 from forecourt.vehicle.storage import CarStore
-from forecourt.vehicle.uds.security_access import compute_key, derive_ecu_secret
 from forecourt.vehicle.trust_adapter import PkiTesterAuthenticator
+from forecourt.vehicle.uds.security_access import compute_key, derive_ecu_secret
 from tests.vehicle.doubles import HmacBundleVerifier
 from tests.vehicle.fastdoip import FastDoIPClient
 from tests.vehicle.pki import OEM, anchors

@@ -15,9 +15,9 @@ from udsoncan.exceptions import NegativeResponseException
 from forecourt.vehicle.car import Car, CarServices
 from forecourt.vehicle.faults import FaultPlan, PowerLoss
 from forecourt.vehicle.storage import CarStore
+from forecourt.vehicle.trust_adapter import PkiTesterAuthenticator
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
 from tests.vehicle.conftest import VIN, RunningCar
-from forecourt.vehicle.trust_adapter import PkiTesterAuthenticator
 from tests.vehicle.doubles import HmacBundleVerifier, make_bundle
 from tests.vehicle.test_conformance import ExtendedSession, authenticate, nrc_of
 

@@ -15,8 +15,8 @@ from udsoncan.client import Client
 from udsoncan.exceptions import NegativeResponseException, TimeoutException
 
 from tests.vehicle.conftest import VIN, RunningCar, VariableAscii
-from tests.vehicle.pki import DEALER, Dealer
 from tests.vehicle.fastdoip import FastDoIPClient
+from tests.vehicle.pki import DEALER, Dealer
 
 ExtendedSession = services.DiagnosticSessionControl.Session.extendedDiagnosticSession
 
