@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python bench/bench_vehicle.py [--quick]
 
-Drives the cars with stock udsoncan over doipclient (with the one send_doip override described in
-tests/vehicle/fastdoip.py), 0x27 security access, 0x38 AddFile and 1 MiB TransferData blocks, then
+Drives the cars with stock udsoncan over doipclient through the edge's link transport
+(forecourt.edge.link.transport: FastDoIPClient without the per-send hex dump, EcuChannel without
+udsoncan's eager hexlify), 0x27 security access, 0x38 AddFile and 1 MiB TransferData blocks, then
 0x37 whose response carries the SHA-256 of what the ECU stored (checked). Prints MB/s for one car,
 per car and aggregate for ten cars at once, raw loopback TCP measured in the same run, and the
 ratio of each to the 100BASE-T1 line rate (12.5 MB/s). Target: >= 90 % of line rate per car.
@@ -29,10 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import udsoncan
-from doipclient.connectors import DoIPClientUDSConnector
 from udsoncan.client import Client
 from udsoncan.services import DiagnosticSessionControl, RequestFileTransfer
 
+from forecourt.edge.link.transport import EcuChannel, FastDoIPClient
 from forecourt.logging import configure_logging
 from forecourt.vehicle.car import Car, CarServices
 from forecourt.vehicle.doip.entity import EntityConfig
@@ -40,7 +41,6 @@ from forecourt.vehicle.fleet import fleet_addresses
 from forecourt.vehicle.provision import CarSpec, EcuSpec, provision
 from forecourt.vehicle.runtime import SimulatorHost
 from forecourt.vehicle.uds.security_access import compute_key, derive_ecu_secret
-from tests.vehicle.fastdoip import FastDoIPClient
 
 LINE_RATE = 12.5e6  # 100BASE-T1, bytes/s
 OEM_SECRET = b"bench oem secret"
@@ -63,7 +63,7 @@ def upload(address: str, serial: str, payload: bytes) -> float:
         security_algo=lambda level, seed, params=None: compute_key(secret, level, seed),
     )
     doip = FastDoIPClient(address, 0x1000)
-    with Client(DoIPClientUDSConnector(doip, close_connection=True), config=config) as client:
+    with Client(EcuChannel(doip, 0x1000), config=config) as client:
         client.change_session(DiagnosticSessionControl.Session.programmingSession)
         client.unlock_security_access(1)
         start = time.perf_counter()
@@ -76,6 +76,7 @@ def upload(address: str, serial: str, payload: bytes) -> float:
             client.transfer_data(counter & 0xFF, bytes(view[offset : offset + block]))
         digest = client.request_transfer_exit().service_data.parameter_records
         elapsed = time.perf_counter() - start
+    doip.close()
     if digest != hashlib.sha256(payload).digest():
         raise SystemExit("ECU stored something else than was sent")
     return elapsed

@@ -42,6 +42,7 @@ Respond = Callable[[bytes], Awaitable[None]]
 Handler = Callable[[bytes, Respond], Awaitable[bytes | None]]
 
 SUPPRESS_POSITIVE_RESPONSE = 0x80
+TRANSFER_DATA = 0x36
 ROUTINE_ACTIVATE = 0xFF00
 ROUTINE_CHECK_PRECONDITIONS = 0xFF01
 START_ROUTINE, STOP_ROUTINE, REQUEST_ROUTINE_RESULTS = 0x01, 0x02, 0x03
@@ -85,9 +86,14 @@ class Ecu:
             0x3E: self._tester_present,
         }
 
-    async def handle(self, request: bytes, respond: Respond) -> None:
-        """Serve one UDS request; every outcome is a response (or a suppressed one)."""
+    async def handle(self, request: bytes | memoryview, respond: Respond) -> None:
+        """Serve one UDS request; every outcome is a response (or a suppressed one).
+
+        TransferData gets a view of its block (no copy of up to 1 MiB); every other service gets
+        its own bytes.
+        """
         sid = request[0]
+        body = request[1:] if sid == TRANSFER_DATA else bytes(request[1:])
         if self.session.touch():
             self.receiver.abort()
             _log.info("s3_timeout", ecu=f"{self.address:04X}")
@@ -95,7 +101,7 @@ class Ecu:
         try:
             if handler is None:
                 raise NegativeResponse(Nrc.SERVICE_NOT_SUPPORTED, f"service {sid:#04x}")
-            payload = await handler(request[1:], respond)
+            payload = await handler(body, respond)  # type: ignore[arg-type]
         except NegativeResponse as refusal:
             _log.info(
                 "uds_refused",

@@ -3,8 +3,10 @@
 A partially received file is kept on disk (``<name>.part`` + ``<name>.meta``) so that after a
 dropped connection, a restarted tester or a restarted car, 0x38 ResumeFile (mode 0x06) answers the
 filePosition of the last byte confirmed by a positive 0x36 response, and the tester continues from
-there. Bytes are appended before the positive response is sent, so "confirmed" always means
-"on disk" (page cache; the completed file is fsynced at 0x37).
+there. Each block is written and ``fdatasync``-ed before the positive response is sent, so
+"confirmed" means on stable storage: after a power cut or an OS crash the resume position is
+exact to the block. The SHA-256 the 0x37 response carries is computed incrementally as blocks
+arrive (the file is re-read only once, when a transfer resumes).
 
 Block sequence counter (ISO 14229-1 §14.5): starts at 1 after 0x34/0x38, wraps 0xFF -> 0x00; a
 repetition of the last block is acknowledged again without writing; anything else is NRC 0x73.
@@ -19,7 +21,9 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from forecourt.vehicle.storage import write_atomically
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
 
 MAX_BLOCK_LENGTH = 1024 * 1024 + 2  # maxNumberOfBlockLength: SID + counter + 1 MiB of data
@@ -58,6 +62,8 @@ class _Active:
     size: int
     position: int
     counter: int  # last accepted block sequence counter (0 before the first block)
+    fd: int  # the .part file, open for the whole transfer
+    digest: Any  # hashlib SHA-256 over the bytes written so far (no re-read at 0x37)
 
 
 class FileReceiver:
@@ -73,6 +79,8 @@ class FileReceiver:
 
     def abort(self) -> None:
         """Forget the transfer in progress (session change, reset); the .part stays for resume."""
+        if self._active is not None:
+            os.close(self._active.fd)
         self._active = None
 
     def _part(self, name: str) -> Path:
@@ -155,10 +163,11 @@ class FileReceiver:
     def _start(self, name: str, size: int) -> None:
         if not 0 < size <= MAX_FILE_SIZE:
             raise NegativeResponse(Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED, f"file size {size}")
-        self._part(name).write_bytes(b"")
-        self._meta(name).write_text(json.dumps({"size": size}))
+        self.abort()
+        write_atomically(self._meta(name), json.dumps({"size": size}).encode())
         (self.directory / name).unlink(missing_ok=True)
-        self._active = _Active(name, size, 0, 0)
+        fd = os.open(self._part(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._active = _Active(name, size, 0, 0, fd, hashlib.sha256())
 
     def _resume(self, name: str, size: int) -> int:
         try:
@@ -168,17 +177,24 @@ class FileReceiver:
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "nothing to resume") from None
         if meta.get("size") != size or position > size:
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "resume with a different size")
-        self._active = _Active(name, size, position, 0)
+        self.abort()
+        digest = hashlib.sha256()
+        with self._part(name).open("rb") as handle:  # once per resume, not per block
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        fd = os.open(self._part(name), os.O_WRONLY)
+        os.lseek(fd, position, os.SEEK_SET)
+        self._active = _Active(name, size, position, 0, fd, digest)
         return position
 
     # 0x36 TransferData ------------------------------------------------------------------------
-    def transfer_data(self, data: bytes) -> bytes:
+    def transfer_data(self, data: bytes | memoryview) -> bytes:
         active = self._active
         if active is None:
             raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "TransferData without a request")
         if len(data) < 1:
             raise NegativeResponse(_BAD_FORMAT, "missing blockSequenceCounter")
-        counter, block = data[0], data[1:]
+        counter, block = data[0], memoryview(data)[1:]  # no copy of the block
         if counter == active.counter and active.counter != 0:
             return bytes([counter])  # repeated last block: already written, acknowledge again
         if counter != (active.counter + 1) & 0xFF:
@@ -190,10 +206,11 @@ class FileReceiver:
             raise NegativeResponse(_BAD_FORMAT, "block longer than maxNumberOfBlockLength")
         if active.position + len(block) > active.size:
             raise NegativeResponse(Nrc.TRANSFER_DATA_SUSPENDED, "more data than announced")
-        with self._part(active.name).open("r+b") as handle:
-            handle.seek(active.position)
-            handle.write(block)
-            handle.truncate()
+        written = 0
+        while written < len(block):
+            written += os.write(active.fd, block[written:])
+        os.fdatasync(active.fd)  # confirmed means on disk: a resume after an OS crash is exact
+        active.digest.update(block)
         active.position += len(block)
         active.counter = counter
         return bytes([counter])
@@ -208,14 +225,9 @@ class FileReceiver:
                 Nrc.REQUEST_SEQUENCE_ERROR, f"{active.position} of {active.size} bytes received"
             )
         part, final = self._part(active.name), self.directory / active.name
-        fd = os.open(part, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fsync(active.fd)
+        self.abort()
         os.replace(part, final)
         self._meta(active.name).unlink(missing_ok=True)
-        self._active = None
-        received = self.completed(active.name)
-        assert received is not None
-        return bytes.fromhex(received.sha256), received
+        digest = active.digest.digest()
+        return digest, ReceivedFile(active.name, final, active.size, digest.hex())

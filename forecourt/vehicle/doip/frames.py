@@ -173,7 +173,7 @@ class RoutingActivationRequest:
 class DiagnosticMessage:
     source_address: int
     target_address: int
-    user_data: bytes
+    user_data: bytes | memoryview  # a view into the received frame: TransferData is not copied
 
 
 def parse_routing_activation(payload: bytes) -> RoutingActivationRequest:
@@ -183,7 +183,7 @@ def parse_routing_activation(payload: bytes) -> RoutingActivationRequest:
 
 def parse_diagnostic_message(payload: bytes) -> DiagnosticMessage:
     source, target = struct.unpack_from("!HH", payload)
-    return DiagnosticMessage(source, target, bytes(payload[4:]))
+    return DiagnosticMessage(source, target, memoryview(payload)[4:])  # no copy of 1 MiB blocks
 
 
 def generic_nack(code: GenericNackCode) -> bytes:
