@@ -17,7 +17,11 @@ from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.db import Database
 from forecourt.cloud.keys import PASSWORD_ENV, init_signing_keys, load_signing_keys
 from forecourt.cloud.problems import CloudProblem
-from forecourt.cloud.registry.dealers import record_certificate, revoke_certificate
+from forecourt.cloud.registry.dealers import (
+    get_dealer,
+    record_certificate,
+    revoke_certificate,
+)
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.server import TlsFiles, uvicorn_config
 from forecourt.settings import load_settings
@@ -55,7 +59,7 @@ def init_keys_command(
 
 
 @app.command("serve")
-def serve_command(
+def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     pki: Path = _PKI,
     keys: Path = typer.Option(..., "--keys", exists=True, help="keys.json from init-keys."),
     tls_dir: Path = typer.Option(..., "--tls-dir", help="Server certificate and key directory."),
@@ -114,7 +118,7 @@ def import_vehicles_command(
 
 
 @app.command("dealer-cert")
-def dealer_cert_command(
+def dealer_cert_command(  # noqa: PLR0917 - Typer options
     dealer_id: str = typer.Argument(..., help="Registered dealer id, e.g. DE-MUC-01."),
     edge_id: str = typer.Argument(..., help="The edge box's name."),
     out: Path = typer.Option(..., "--out", file_okay=False, help="Where the PEM bundle goes."),
@@ -127,8 +131,6 @@ def dealer_cert_command(
     db = Database(_database_url(database_url))
     try:
         with db.transaction() as session:
-            from forecourt.cloud.registry.dealers import get_dealer
-
             get_dealer(session, dealer_id)
             issued = authority.issue_dealer(dealer_id, edge_id)
             serial = record_certificate(session, dealer_id, issued.cert)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from forecourt.blobs import BlobStore
+from forecourt.cloud.catalog.service import CatalogCache
 from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.db import Database
 from forecourt.cloud.signing import BundleSigner
@@ -18,6 +19,7 @@ class CloudContext:
     db: Database
     blobs: BlobStore
     signer: BundleSigner
+    catalog: CatalogCache = field(default_factory=CatalogCache)
 
 
 def get_context(request: Request) -> CloudContext:

@@ -30,7 +30,7 @@ class ProblemCode(StrEnum):
     CLIENT_CERTIFICATE_REVOKED = "client_certificate_revoked"
     CLIENT_CERTIFICATE_EXPIRED = "client_certificate_expired"
     DEALER_UNKNOWN = "dealer_unknown"
-    TOKEN_REQUIRED = "token_required"
+    TOKEN_REQUIRED = "token_required"  # noqa: S105 - a code, not a secret
     TOKEN_INVALID = "token_invalid"  # noqa: S105 - a code, not a secret
     SCOPE_MISSING = "scope_missing"
     VALIDATION_FAILED = "validation_failed"
@@ -115,7 +115,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             422,
             ProblemCode.VALIDATION_FAILED,
             "Request is not valid",
-            "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors),  # type: ignore[arg-type]
+            "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors),
             errors=errors,
         )
         return await on_problem(request, problem)

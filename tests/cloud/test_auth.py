@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import httpx
-import pytest
 import ssl
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
+import httpx
+import pytest
 
 from forecourt.cloud.auth import Scope, issue_token
 from forecourt.cloud.registry.dealers import revoke_certificate
@@ -24,9 +23,12 @@ def test_client_without_certificate_is_refused_by_a_dealer_only_listener(
 ) -> None:
     files = world.tls_files(tmp_path / "strict")
     context = ssl.create_default_context(cadata=files.client_ca.read_text())
-    with serve_in_thread(world.app(), files) as url, httpx.Client(verify=context) as client:
-        with pytest.raises(httpx.TransportError):
-            client.get(f"{url}/v1/features")
+    with (
+        serve_in_thread(world.app(), files) as url,
+        httpx.Client(verify=context) as client,
+        pytest.raises(httpx.TransportError),
+    ):
+        client.get(f"{url}/v1/features")
 
 
 def test_client_without_certificate_gets_no_dealer_route(clients: Clients) -> None:

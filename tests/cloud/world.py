@@ -20,8 +20,12 @@ from forecourt.cloud.catalog.service import grant, put_feature, put_package
 from forecourt.cloud.compliance.service import publish_profile
 from forecourt.cloud.config import CloudConfig, SigningKeys
 from forecourt.cloud.context import CloudContext
-from forecourt.cloud.registry.dealers import OperatorClaim, record_certificate, replace_operators
-from forecourt.cloud.registry.dealers import upsert_dealer
+from forecourt.cloud.registry.dealers import (
+    OperatorClaim,
+    record_certificate,
+    replace_operators,
+    upsert_dealer,
+)
 from forecourt.cloud.registry.vehicles import insert_vehicle
 from forecourt.cloud.server import TlsFiles
 from forecourt.core import (

@@ -33,7 +33,7 @@ from forecourt.cloud.activations.checks import (
     inventory_reasons,
     operator_reason,
 )
-from forecourt.cloud.catalog.service import entitlements_of, load_catalog
+from forecourt.cloud.catalog.service import entitlements_of
 from forecourt.cloud.compliance.service import market_of_location, profile_for_dealer
 from forecourt.cloud.context import CloudContext
 from forecourt.cloud.problems import CloudProblem, ProblemCode
@@ -147,7 +147,15 @@ class ActivationService:
             self._record_refusal(request, outcome, now)
             raise refusal_problem(request.vin, outcome)
         plan, profile_version, feature_until, requires, vehicle = outcome
-        return self._issue(request, plan, profile_version, feature_until, requires, vehicle, now)
+        return self._issue(
+            request,
+            plan=plan,
+            profile_version=profile_version,
+            feature_until=feature_until,
+            requires=requires,
+            vehicle=vehicle,
+            now=now,
+        )
 
     # -- claims -----------------------------------------------------------------------------
 
@@ -250,7 +258,7 @@ class ActivationService:
                 dealer_id,
             )
             profile_version, profile = profile_for_dealer(session, dealer)
-            catalog = load_catalog(session)
+            catalog = self._context.catalog.get(session)
             entitlements = [e for _id, e in entitlements_of(session, request.vin)]
         result = plan_activation(
             vehicle,
@@ -295,6 +303,7 @@ class ActivationService:
     def _issue(
         self,
         request: ActivationRequest,
+        *,
         plan: ActivationPlan,
         profile_version: int,
         feature_until: dict[str, datetime | None],

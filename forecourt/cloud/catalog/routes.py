@@ -12,7 +12,6 @@ from forecourt.cloud.catalog.service import (
     PurchaseOrder,
     change_state,
     entitlements_of,
-    load_catalog,
     purchase,
     put_feature,
     renew,
@@ -46,15 +45,19 @@ def catalog_router() -> APIRouter:
         try:
             feature = from_dict(Feature, {**body, "code": code})
         except (CoreError, TypeError, ValueError) as exc:
-            raise CloudProblem(422, ProblemCode.VALIDATION_FAILED, "Feature invalid", str(exc))
-        with get_context(request).db.transaction() as session:
+            raise CloudProblem(
+                422, ProblemCode.VALIDATION_FAILED, "Feature invalid", str(exc)
+            ) from exc
+        context = get_context(request)
+        with context.db.transaction() as session:
             put_feature(session, feature)
+        context.catalog.invalidate()
         return to_json(feature)
 
     @router.get("/features")
     def list_features(dealer: DealerDep, request: Request) -> Any:
         with get_context(request).db.sessions() as session:
-            return [to_json(f) for f in load_catalog(session).features]
+            return [to_json(f) for f in get_context(request).catalog.get(session).features]
 
     @router.post("/entitlements/purchases", status_code=201)
     def dealer_purchase(body: PurchaseIn, dealer: DealerDep, request: Request) -> dict[str, Any]:
@@ -71,7 +74,7 @@ def catalog_router() -> APIRouter:
                     f"{body.vin} is not assigned to {dealer.dealer_id}",
                 )
             order = PurchaseOrder(body.vin.upper(), body.feature_code, body.reference, body.trial)
-            entitlement_id = purchase(session, load_catalog(session), order, now)
+            entitlement_id = purchase(session, context.catalog.get(session), order, now)
         return {"entitlement_id": entitlement_id, "state": "active"}
 
     @router.get("/vehicles/{vin}/entitlements", dependencies=[require_scope(Scope.READ)])

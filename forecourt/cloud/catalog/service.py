@@ -8,6 +8,8 @@ so a retried purchase finds the first one instead of granting twice.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,6 +57,33 @@ def load_catalog(session: Session) -> Catalog:
         for r in session.scalars(select(PackageRow).order_by(PackageRow.name, PackageRow.version))
     )
     return Catalog(features, packages)
+
+
+class CatalogCache:
+    """The decoded catalog, shared by requests: decoding every feature and package per request
+    dominated an authorisation. Writes through this process invalidate it at once; writes by
+    another replica are seen after ``ttl_s`` at most (the catalog changes by publication, rarely).
+    """
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._loaded_at = 0.0
+
+    def get(self, session: Session) -> Catalog:
+        with self._lock:
+            fresh = time.monotonic() - self._loaded_at < self._ttl_s
+            if self._catalog is not None and fresh:
+                return self._catalog
+        catalog = load_catalog(session)
+        with self._lock:
+            self._catalog, self._loaded_at = catalog, time.monotonic()
+        return catalog
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._catalog = None
 
 
 def entitlement_from_row(row: EntitlementRow) -> Entitlement:
@@ -113,10 +142,8 @@ def purchase(session: Session, catalog: Catalog, order: PurchaseOrder, now: date
             404, ProblemCode.FEATURE_UNKNOWN, "Feature unknown", f"no feature {order.feature_code}"
         )
     licence = feature.licence
-    if order.trial:
-        source, days = EntitlementSource.TRIAL, licence.duration_days or 30
-    else:
-        source, days = EntitlementSource.PURCHASE, licence.duration_days
+    source = EntitlementSource.TRIAL if order.trial else EntitlementSource.PURCHASE
+    days = licence.duration_days or 30
     until = (
         None
         if licence.kind is LicenceKind.PERPETUAL and not order.trial

@@ -26,7 +26,9 @@ def compliance_router() -> APIRouter:
         try:
             profile = from_dict(ComplianceProfile, body)
         except (CoreError, TypeError, ValueError) as exc:
-            raise CloudProblem(422, ProblemCode.VALIDATION_FAILED, "Profile invalid", str(exc))
+            raise CloudProblem(
+                422, ProblemCode.VALIDATION_FAILED, "Profile invalid", str(exc)
+            ) from exc
         context = get_context(request)
         with context.db.transaction() as session:
             version = publish_profile(session, profile, context.config.clock())

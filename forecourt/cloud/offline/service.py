@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from forecourt.cloud.catalog.service import entitlements_of, load_catalog
+from forecourt.cloud.catalog.service import entitlements_of
 from forecourt.cloud.compliance.service import profile_for_dealer
 from forecourt.cloud.context import CloudContext
 from forecourt.cloud.problems import CloudProblem, ProblemCode
@@ -50,7 +50,8 @@ class OfflineService:
             query = select(VehicleRow.vin).where(VehicleRow.dealer_id == dealer_id)
             assigned = set(session.scalars(query))
         wanted = sorted(assigned if vins is None else {v.upper() for v in vins})
-        issued, skipped = [], []
+        issued: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
         for vin in wanted:
             if vin not in assigned:
                 skipped.append({"vin": vin, "code": ProblemCode.OFFLINE_NOT_ASSIGNED.value})
@@ -65,7 +66,7 @@ class OfflineService:
             if vehicle.state not in ACTIVATABLE_STATES:
                 return {"vin": vin, "code": "wrong_lifecycle_state"}
             _version, profile = profile_for_dealer(session, get_dealer(session, dealer_id))
-            catalog = load_catalog(session)
+            catalog = self._context.catalog.get(session)
             entitlements = [e for _i, e in entitlements_of(session, vin)]
         wanted = {e.feature_code for e in entitlements if e.is_active_at(now)}
         result = plan_activation(

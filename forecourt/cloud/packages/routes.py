@@ -46,7 +46,9 @@ def package_routers(context: CloudContext) -> list[APIRouter]:
         try:
             package = from_dict(SoftwarePackage, body)
         except (CoreError, TypeError, ValueError) as exc:
-            raise CloudProblem(422, ProblemCode.VALIDATION_FAILED, "Package invalid", str(exc))
+            raise CloudProblem(
+                422, ProblemCode.VALIDATION_FAILED, "Package invalid", str(exc)
+            ) from exc
         ctx = get_context(request)
         try:
             ref = ctx.blobs.stat(package.sha256)
@@ -66,6 +68,7 @@ def package_routers(context: CloudContext) -> list[APIRouter]:
             )
         with ctx.db.transaction() as session:
             put_package(session, package)
+        ctx.catalog.invalidate()
         return to_json(package)
 
     @router.get("/images/targets")

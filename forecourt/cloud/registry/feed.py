@@ -56,7 +56,7 @@ class ImportReport:
 
 
 def parse_feed(content: bytes, media_type: str) -> list[dict[str, Any]]:
-    """Rows as dictionaries in the codec form; ``import_format_invalid`` if the file is unreadable."""
+    """Rows as codec-form dictionaries; ``import_format_invalid`` if the file is unreadable."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -86,7 +86,9 @@ def registry_router() -> APIRouter:
         try:
             dealer = from_dict(Dealer, {**body, "dealer_id": dealer_id})
         except (CoreError, TypeError, ValueError) as exc:
-            raise CloudProblem(422, ProblemCode.VALIDATION_FAILED, "Dealer invalid", str(exc))
+            raise CloudProblem(
+                422, ProblemCode.VALIDATION_FAILED, "Dealer invalid", str(exc)
+            ) from exc
         with get_context(request).db.transaction() as session:
             upsert_dealer(session, dealer)
         return to_json(dealer)

@@ -1,0 +1,184 @@
+"""Cloud authorisations/s and p50/p99 latency on PostgreSQL over mutual TLS, beside the ceiling.
+
+The ceiling is measured in the same run: raw bundle signing/s (the same plan signed in-process,
+no HTTP, no database) and raw PostgreSQL single-row commits/s (one INSERT per transaction, one
+connection per worker). An authorisation needs both, so the lower of the two bounds it; the
+ratio printed is authorisations/s over that bound (goal: at least 50 %).
+
+Usage: .venv/bin/python bench/bench_cloud.py [--quick] [--concurrency N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import psycopg
+
+from forecourt.core import ActivationPlan, LifecycleState, plan_activation
+from forecourt.logging import configure_logging
+from forecourt.trust.model import NonceFreshness
+from forecourt.trust.tls import client_ssl_context
+from tests.cloud.world import NOW, CloudWorld, build_world, full_consent
+from tests.dbs import fresh_postgres_database
+
+
+def activatable(world: CloudWorld) -> list[tuple[object, tuple[str, ...], ActivationPlan]]:
+    found = []
+    for car in world.demo.vehicles:
+        if car.state is not LifecycleState.AT_DEALER:
+            continue
+        profile = world.demo.profile(car.market)
+        bought = tuple(
+            sorted(
+                e.feature_code
+                for e in world.demo.entitlements
+                if e.vin == car.vin and e.is_active_at(NOW) and e.source.value != "standard"
+            )
+        )
+        plan = plan_activation(
+            car,
+            catalog=world.demo.catalog,
+            entitlements=world.demo.entitlements,
+            profile=profile,
+            requested=bought,
+            consent=full_consent(profile.notice_version),
+            now=NOW,
+        )
+        if isinstance(plan, ActivationPlan):
+            found.append((car, bought, plan))
+    return found
+
+
+def signing_rate(world: CloudWorld, car: object, plan: ActivationPlan, seconds: float) -> float:
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        world.context.signer.sign(
+            plan,
+            car,
+            freshness=NonceFreshness(uuid.uuid4().hex),
+            activation_counter=count + 1,  # type: ignore[arg-type]
+            feature_until={},
+            feature_requires={},
+            consent={},
+            now=NOW,
+            expires=NOW + world.config.activation_validity,
+        )
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def commit_rate(url: str, workers: int, seconds: float) -> float:
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_commits (id text PRIMARY KEY, at timestamptz)")
+    counts = [0] * workers
+
+    def run(index: int) -> None:
+        with psycopg.connect(dsn) as conn:
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                conn.execute("INSERT INTO bench_commits VALUES (%s, now())", (uuid.uuid4().hex,))
+                conn.commit()
+                counts[index] += 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, range(workers)))
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def main() -> None:  # noqa: PLR0915 - one linear script: set up, run, measure, print
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    seconds = 2.0 if args.quick else 10.0
+    workers = args.concurrency
+    configure_logging("ERROR")
+    from forecourt.cloud.server import serve_in_thread
+
+    with fresh_postgres_database() as url, tempfile.TemporaryDirectory() as tmp:
+        world = build_world(url, vehicles=120 if args.quick else 300)
+        cars = activatable(world)
+        if len(cars) < workers:
+            raise SystemExit(f"only {len(cars)} activatable cars for {workers} workers")
+        files = world.tls_files(Path(tmp) / "server")
+        latencies: list[float] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+        with serve_in_thread(world.app(), files) as base:
+            dealers = sorted({c.dealer_id for c, _f, _p in cars})  # type: ignore[attr-defined]
+            contexts = {}
+            for dealer in dealers:
+                p = world.dealer_certs[dealer].write_pem_bundle(Path(tmp) / dealer, name="edge")
+                contexts[dealer] = client_ssl_context(p.cert, p.key, p.ca)
+            ready = threading.Barrier(workers + 1)
+
+            def work(index: int) -> int:
+                mine = cars[index::workers]
+                clients = {
+                    d: httpx.Client(base_url=base, verify=contexts[d], timeout=30) for d in dealers
+                }
+                for client in clients.values():  # handshakes happen before the clock starts
+                    client.get("/v1/features")
+                ready.wait()
+                done = 0
+                while not stop.is_set():
+                    car, features, _plan = mine[done % len(mine)]
+                    client = clients[car.dealer_id]  # type: ignore[attr-defined]
+                    body = world.request(car, features)  # type: ignore[arg-type]
+                    began = time.perf_counter()
+                    response = client.post("/v1/activations", json=body)
+                    elapsed = time.perf_counter() - began
+                    if response.status_code != 201:
+                        raise SystemExit(f"unexpected {response.status_code}: {response.text}")
+                    with lock:
+                        latencies.append(elapsed)
+                    client.post(
+                        f"/v1/activations/{body['request_id']}/report", json={"outcome": "applied"}
+                    )
+                    done += 1
+                for client in clients.values():
+                    client.close()
+                return done
+
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(work, i) for i in range(workers)]
+                ready.wait()
+                start = time.perf_counter()
+                timer = threading.Timer(seconds, stop.set)
+                timer.start()
+                total = sum(f.result() for f in futures)
+                elapsed = time.perf_counter() - start
+        car, _features, plan = cars[0]
+        sign = signing_rate(world, car, plan, seconds / 2)
+        commits = commit_rate(url, workers, seconds / 2)
+        world.context.db.dispose()
+    rate = total / elapsed
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered) * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    bound = min(sign, commits)
+    print(f"concurrency                 {workers}")
+    print(
+        f"authorisations/s            {rate:10.1f}   ({total} in {elapsed:.1f} s, mTLS, PostgreSQL)"
+    )
+    print(f"latency p50 / p99           {p50:7.1f} ms / {p99:.1f} ms")
+    print(f"ceiling: bundle signing/s   {sign:10.1f}   (in-process, same plan)")
+    print(f"ceiling: PG commits/s       {commits:10.1f}   (single-row, {workers} connections)")
+    print(f"ratio to the lower bound    {rate / bound:10.1%}   (goal >= 50 %)")
+
+
+if __name__ == "__main__":
+    main()
