@@ -38,6 +38,7 @@ from forecourt.edge.link.model import (
     ResetType,
     TransferReceipt,
     VehicleIdentity,
+    VehicleStatus,
     VersionReport,
 )
 from forecourt.edge.link.protocol import (
@@ -79,6 +80,7 @@ __all__ = [
     "VehicleLink",
     "VehicleLinkError",
     "VehicleNotFound",
+    "VehicleStatus",
     "VehicleUnreachable",
     "VersionReport",
 ]

@@ -63,6 +63,7 @@ from forecourt.edge.link.model import (
     ResetType,
     TransferReceipt,
     VehicleIdentity,
+    VehicleStatus,
     VersionReport,
     decode_ascii,
     decode_counter,
@@ -549,6 +550,33 @@ class DoipVehicleLink:
 
     def read_report(self, ecu: int = GATEWAY) -> VersionReport:
         return VersionReport(self._read(ecu, Did.VERSION_REPORT))
+
+    def read_status(self, ecu: int = GATEWAY) -> VehicleStatus:
+        return VehicleStatus(self._read(ecu, Did.VEHICLE_STATUS))
+
+    def tester_present(self, ecu: int) -> None:
+        """TesterPresent (0x3E): restarts the ECU's S3 timer so its session and authentication
+        survive a pause (ISO 14229-1 §10.5)."""
+        self._call(ecu, 0x3E, lambda c: c.tester_present())
+
+    def confirmed_position(self, ecu: int, name: str, size: int) -> int:
+        """Bytes of ``name`` the ECU has confirmed (0x38 ResumeFile's filePosition), 0 if none.
+
+        The probe leaves the ECU ready to receive from that position; :meth:`transfer` asks
+        again before sending, so the probe changes nothing the transfer relies on."""
+        dfi = DataFormatIdentifier(compression=0, encryption=0)
+        try:
+            response = self._call(
+                ecu,
+                0x38,
+                lambda c: c.request_file_transfer(_MOOP.ResumeFile, name, dfi=dfi, filesize=size),
+                expected_nrc=NRC_REQUEST_OUT_OF_RANGE,
+            )
+        except EcuNegativeResponse as refusal:
+            if refusal.nrc != NRC_REQUEST_OUT_OF_RANGE:
+                raise
+            return 0
+        return min(int(response.service_data.fileposition or 0), size)
 
     def ecu_reset(self, ecu: int, reset_type: ResetType = ResetType.HARD_RESET) -> None:
         self._call(ecu, 0x11, lambda c: c.ecu_reset(int(reset_type)))

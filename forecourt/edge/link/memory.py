@@ -36,6 +36,7 @@ from forecourt.edge.link.model import (
     ResetType,
     TransferReceipt,
     VehicleIdentity,
+    VehicleStatus,
     VersionReport,
 )
 from forecourt.edge.link.protocol import AuthenticationResult, DealerCredentials, Progress
@@ -212,7 +213,7 @@ class InMemoryVehicleLink:
         vehicle.activation_counter += 1
         return ApplyOutcome(vehicle.activation_counter, dict.fromkeys(vehicle.applied_to, 0))
 
-    def read_report(self, ecu: int = GATEWAY) -> VersionReport:
+    def read_status(self, ecu: int = GATEWAY) -> VehicleStatus:
         vehicle = self._bound()
         self._ecu(ecu)
         document = {
@@ -224,7 +225,38 @@ class InMemoryVehicleLink:
                 if ecu in (GATEWAY, a)
             ],
         }
-        return VersionReport(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+        return VehicleStatus(_canonical(document))
+
+    def read_report(self, ecu: int = GATEWAY) -> VersionReport:
+        """FD04 in the manifest's shape, unsigned: this fake holds no ECU keys."""
+        vehicle = self._bound()
+        self._ecu(ecu)
+        reports = {
+            e.identity.serial_number: {
+                "signed": {
+                    "ecu_serial": e.identity.serial_number,
+                    "activation_counter": vehicle.activation_counter,
+                },
+                "signature": "",
+            }
+            for a, e in sorted(vehicle.ecus.items())
+            if ecu in (GATEWAY, a)
+        }
+        if ecu != GATEWAY:
+            return VersionReport(_canonical(next(iter(reports.values()))))
+        signed = {
+            "vin": vehicle.vin,
+            "primary_ecu_serial": vehicle.ecus[GATEWAY].identity.serial_number,
+            "ecu_version_reports": reports,
+        }
+        return VersionReport(_canonical({"signed": signed, "signature": ""}))
+
+    def tester_present(self, ecu: int) -> None:
+        self._ecu(ecu)
+
+    def confirmed_position(self, ecu: int, name: str, size: int) -> int:
+        partial = self._ecu(ecu).partial.get(name)
+        return len(partial) if partial is not None and len(partial) <= size else 0
 
     def ecu_reset(self, ecu: int, reset_type: ResetType = ResetType.HARD_RESET) -> None:
         target = self._ecu(ecu)
@@ -235,3 +267,7 @@ class InMemoryVehicleLink:
 
     def close(self) -> None:
         self.vehicle = None
+
+
+def _canonical(document: object) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()

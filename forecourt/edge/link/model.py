@@ -30,8 +30,9 @@ class Did(IntEnum):
     ACTIVATION_COUNTER = 0xFD01
     FEATURE_STATUS = 0xFD02
     ECU_IDENTITY = 0xFD03
-    VERSION_REPORT = 0xFD04
+    VERSION_REPORT = 0xFD04  # signed: the gateway's vehicle manifest, or the ECU's own report
     PRECONDITIONS = 0xFD05
+    VEHICLE_STATUS = 0xFD06  # unsigned summary: installed images by address, last bundle id
 
 
 GATEWAY = 0x1000
@@ -143,7 +144,9 @@ class Dtc:
 
 @dataclass(frozen=True, slots=True)
 class VersionReport:
-    """DID FD04 as received: ``raw`` is what a signature covers; ``document`` is its JSON."""
+    """DID FD04 as received: the signed Uptane vehicle version manifest (gateway) or one ECU's
+    signed report. ``raw`` is what the signatures cover (verify it with
+    :func:`forecourt.trust.manifest.verify_manifest`); ``document`` is its JSON, unverified."""
 
     raw: bytes
 
@@ -152,6 +155,21 @@ class VersionReport:
         value = json.loads(self.raw)
         if not isinstance(value, dict):
             raise ValueError("version report is not a JSON object")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleStatus:
+    """DID FD06: the car's unsigned summary (VIN, activation counter, last bundle id, images by
+    ECU address, features). Handy for display and diagnosis; never evidence (not signed)."""
+
+    raw: bytes
+
+    @property
+    def document(self) -> dict[str, Any]:
+        value = json.loads(self.raw)
+        if not isinstance(value, dict):
+            raise ValueError("vehicle status is not a JSON object")
         return value
 
 

@@ -24,6 +24,7 @@ from forecourt.edge.link.model import (
     ResetType,
     TransferReceipt,
     VehicleIdentity,
+    VehicleStatus,
     VersionReport,
 )
 from forecourt.trust.uds_auth import EcuContext, prove_possession
@@ -99,6 +100,18 @@ class VehicleLink(Protocol):
 
     def read_report(self, ecu: int = GATEWAY) -> VersionReport:
         """DID FD04: the signed version report (the gateway's covers the whole vehicle)."""
+        ...
+
+    def read_status(self, ecu: int = GATEWAY) -> VehicleStatus:
+        """DID FD06: the unsigned summary (counter, last bundle id, images by ECU address)."""
+        ...
+
+    def tester_present(self, ecu: int) -> None:
+        """TesterPresent (0x3E): keep ``ecu``'s extended session (and authentication) alive."""
+        ...
+
+    def confirmed_position(self, ecu: int, name: str, size: int) -> int:
+        """Bytes of file ``name`` the ECU has confirmed (0x38 ResumeFile), 0 if none."""
         ...
 
     def ecu_reset(self, ecu: int, reset_type: ResetType = ResetType.HARD_RESET) -> None: ...

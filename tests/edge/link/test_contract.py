@@ -184,8 +184,12 @@ def test_apply_of_a_valid_bundle_raises_the_counter_in_the_report(world: World) 
     outcome = world.link.apply()
     assert outcome.activation_counter == 1
     assert outcome.ecu_results and set(outcome.ecu_results.values()) == {0}
-    report = world.link.read_report().document
-    assert (report["vin"], report["activation_counter"]) == (VIN, 1)
+    status = world.link.read_status().document
+    assert (status["vin"], status["activation_counter"]) == (VIN, 1)
+    manifest = world.link.read_report().document["signed"]
+    assert manifest["vin"] == VIN
+    reports = manifest["ecu_version_reports"].values()
+    assert {r["signed"]["activation_counter"] for r in reports} == {1}
 
 
 def test_forged_bundle_is_refused_with_its_nrc_a_dtc_and_no_change(world: World) -> None:
@@ -196,7 +200,7 @@ def test_forged_bundle_is_refused_with_its_nrc_a_dtc_and_no_change(world: World)
         world.link.apply()
     assert (error.value.service, error.value.nrc) == (0x31, 0x33)
     assert [d.code for d in world.link.read_dtcs(0x1000)] == [0xD10033]
-    assert world.link.read_report().document["activation_counter"] == 0
+    assert world.link.read_status().document["activation_counter"] == 0
 
 
 def test_apply_without_a_received_bundle_is_a_sequence_error(world: World) -> None:

@@ -144,7 +144,8 @@ def test_apply_answers_pending_then_reports_each_ecu_and_the_new_state(
     assert dict(outcome.ecu_results) == {0x1001: 0, 0x1002: 0}
     identity = link.read_identity()
     assert {f.feature for f in identity.feature_status if f.active} == {"NAV_PRO", "REMOTE_PARK"}
-    assert link.read_report(0x1002).document["features"][0]["feature"] == "NAV_PRO"
+    own_report = link.read_report(0x1002).document["signed"]  # the ECU's own signed report
+    assert own_report["active_features"][0]["feature"] == "NAV_PRO"
 
 
 def test_flash_failure_surfaces_0x72_with_the_failing_ecu_in_the_results(
