@@ -1,0 +1,121 @@
+"""The edge box's self-check as the status page and ``/api/v1/status`` show it.
+
+Each check answers "can this store activate a car right now, and if not, why": the database
+answers, the ledger has a recent signed checkpoint, the outbox is draining (no dead messages),
+offline packages are in stock for when the backbone fails, the package cache has what cars need.
+A check that cannot run reports ``error`` with its reason; it never hides behind ``ok``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+
+from forecourt.edge.app.services import EdgeServices
+from forecourt.logging import get_logger
+
+_log = get_logger("edge.app.status")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str  # ok | warn | error
+    summary: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "summary": self.summary, **self.data}
+
+
+def self_check(services: EdgeServices) -> list[Check]:
+    checks = []
+    for name, probe in (
+        ("database", _database),
+        ("ledger", _ledger),
+        ("outbox", _outbox),
+        ("offline_stock", _offline),
+        ("package_cache", _cache),
+    ):
+        try:
+            checks.append(probe(services))
+        except Exception as exc:  # a broken probe is reported, not raised
+            _log.exception("self_check_failed", check=name)
+            checks.append(Check(name, "error", f"{type(exc).__name__}: {exc}"))
+    return checks
+
+
+def overall(checks: list[Check]) -> str:
+    states = {c.status for c in checks}
+    return "error" if "error" in states else "warn" if "warn" in states else "ok"
+
+
+def _database(services: EdgeServices) -> Check:
+    with services.sessions() as s:
+        s.execute(text("SELECT 1"))
+    return Check("database", "ok", "answers")
+
+
+def _ledger(services: EdgeServices) -> Check:
+    size = services.ledger.store.size()
+    note = services.ledger.store.latest_checkpoint_note()
+    signed = 0 if note is None else int(note.split("\n")[1])
+    behind = size - signed
+    status = "ok" if behind == 0 else "warn"
+    return Check(
+        "ledger",
+        status,
+        f"{size} entries, latest checkpoint covers {signed}",
+        {"size": size, "checkpoint_size": signed},
+    )
+
+
+def _outbox(services: EdgeServices) -> Check:
+    if services.outbox is None:
+        return Check("outbox", "warn", "no dispatcher configured")
+    pending = services.outbox.pending_count()
+    dead = len(services.outbox.dead())
+    status = "error" if dead else "ok"
+    return Check(
+        "outbox",
+        status,
+        f"{pending} pending, {dead} dead",
+        {"pending": pending, "dead": dead},
+    )
+
+
+def _offline(services: EdgeServices) -> Check:
+    counts = Counter(p.state.value for p in services.offline.stock())
+    available = counts.get("available", 0)
+    double = counts.get("double_used", 0)
+    status = "error" if double else "ok" if available else "warn"
+    return Check(
+        "offline_stock",
+        status,
+        f"{available} available, {double} used twice",
+        {"by_state": dict(counts)},
+    )
+
+
+def _cache(services: EdgeServices) -> Check:
+    if services.cache_freshness is None:
+        return Check("package_cache", "warn", "no package cache configured")
+    f = services.cache_freshness()
+    status = "error" if f.corruptions_detected else "warn" if f.missing else "ok"
+    return Check(
+        "package_cache",
+        status,
+        f"{f.packages} packages, {f.bytes_used} of {f.budget_bytes} bytes, {len(f.missing)} missing",
+        {
+            "packages": f.packages,
+            "bytes_used": f.bytes_used,
+            "budget_bytes": f.budget_bytes,
+            "missing": list(f.missing),
+            "hits": f.hits,
+            "misses": f.misses,
+            "corruptions_detected": f.corruptions_detected,
+        },
+    )

@@ -1,0 +1,138 @@
+"""A console over real services: SQLite in tmp_path, bootstrapped operators, the workflow with
+in-memory cars (the workflow's own test car, honouring its CarConnector port) and the fake cloud.
+
+Shared by the API tests (httpx ASGI transport) and the browser tests (uvicorn on 127.0.0.1:0).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from forecourt.core import Market
+from forecourt.demo.data import generate_world
+from forecourt.edge.app import (
+    ConsoleSettings,
+    DiscoveredCar,
+    EdgeServices,
+    StaticVehicleDirectory,
+    create_app,
+    feature_notices,
+)
+from forecourt.edge.cloud_client import Assignment
+from forecourt.edge.operators import Role
+from forecourt.edge.workflow import ActivationService
+from tests.edge.operators.conftest import DEALER, OTHER_DEALER, FakeClock, Person
+from tests.edge.workflow.conftest import Env, make_env
+from tests.edge.workflow.fakes import OTHER_VIN, VIN, FakeCar
+
+FOREIGN_VIN = "WVWZZZ1JZXW000003"
+
+
+class WallClock(FakeClock):
+    """The env's clock switched to wall time, for the browser, where codes follow real time."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+    def advance(self, seconds: float) -> None:
+        raise AssertionError("wall-clock time cannot be advanced")
+
+
+@dataclass
+class ConsoleWorld:
+    env: Env
+    services: EdgeServices
+    app: FastAPI
+    technician: Person
+    senior: Person
+    manager: Person
+    auditor: Person
+    admin: Person
+    other_dealer_tech: Person
+    activation: ActivationService
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def build_world(tmp_path: Path, *, real_time: bool = False) -> Iterator[ConsoleWorld]:
+    for env in make_env(tmp_path):
+        if real_time:
+            # Every service holds this one clock object; switch it (this instance only).
+            env.clock.__class__ = WallClock
+        env.connector.add(FakeCar(vin=OTHER_VIN, address="127.0.0.11"))
+        env.connector.add(FakeCar(vin=FOREIGN_VIN, address="127.0.0.12"))
+        env.cloud.assignments[OTHER_VIN] = Assignment(OTHER_VIN, DEALER, 0)
+        env.cloud.assignments[FOREIGN_VIN] = Assignment(FOREIGN_VIN, OTHER_DEALER, 0)
+        activation = env.service()
+        demo = generate_world(vehicles=0)
+        services = EdgeServices(
+            dealer_id=DEALER,
+            edge_id="edge-a",
+            profile=demo.profile(Market.EU),
+            sessions=env.sessions,
+            operators=env.operators,
+            reviews=env.reviews,
+            activations=activation,
+            ledger=env.log,
+            offline=env.offline,
+            vehicles=StaticVehicleDirectory(
+                (
+                    DiscoveredCar(VIN, "127.0.0.10", "Volta"),
+                    DiscoveredCar(OTHER_VIN, "127.0.0.11", "Terra"),
+                    DiscoveredCar(FOREIGN_VIN, "127.0.0.12", "Aura"),
+                )
+            ),
+            features=feature_notices(demo.catalog, Market.EU),
+            clock=env.clock,
+        )
+        app = create_app(services, ConsoleSettings(sse_keepalive_s=0.5))
+        yield ConsoleWorld(
+            env=env,
+            services=services,
+            app=app,
+            technician=env.technician,
+            senior=env.senior,
+            manager=env.manager,
+            auditor=env.staff.hire(Role.AUDITOR),
+            admin=env.staff.admin(),
+            other_dealer_tech=env.staff.hire(Role.TECHNICIAN, OTHER_DEALER),
+            activation=activation,
+        )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn with an event set once its sockets listen (no polling, no sleeps)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """uvicorn on 127.0.0.1, port 0, in a thread; yields the base URL once it has started."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = _Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    if not server.ready.wait(timeout=15) or not server.started:
+        server.should_exit = True
+        raise RuntimeError("uvicorn did not start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
