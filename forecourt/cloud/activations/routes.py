@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from forecourt.cloud.activations.checks import ReadEcu
+from forecourt.cloud.activations.delivery import bundle_images
 from forecourt.cloud.activations.service import ActivationRequest, ActivationService
 from forecourt.cloud.auth import DealerDep
 from forecourt.cloud.context import get_context
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import OperatorClaim
-from forecourt.core import ConsentRecord, CoreError, from_dict
+from forecourt.core import ConsentRecord, CoreError, EcuRole, from_dict
 
 
 class OperatorIn(BaseModel):
@@ -44,6 +45,9 @@ class ReportIn(BaseModel):
     outcome: Literal["applied", "failed"]
 
 
+_ROLES = frozenset(r.value for r in EcuRole)
+
+
 def activation_router() -> APIRouter:
     router = APIRouter(prefix="/v1/activations", tags=["activations"])
 
@@ -66,7 +70,9 @@ def activation_router() -> APIRouter:
         )
         service = ActivationService(get_context(request))
         issued = await run_in_threadpool(service.authorise, ask, dealer.dealer_id)
-        return JSONResponse(issued.to_json(), status_code=200 if issued.replayed else 201)
+        roles = {e.serial: EcuRole(e.role) for e in body.inventory if e.role in _ROLES}
+        answer = issued.to_json() | {"packages": bundle_images(issued.bundle, roles)}
+        return JSONResponse(answer, status_code=200 if issued.replayed else 201)
 
     @router.post("/{request_id}/report")
     async def report(

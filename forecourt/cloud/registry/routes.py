@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from forecourt.cloud.auth import DealerDep, Scope, require_scope
@@ -21,7 +22,7 @@ from forecourt.cloud.registry.dealers import (
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
 from forecourt.core import CoreError, Dealer, IllegalTransition, LifecycleState, from_dict, to_json
-from forecourt.store.registry import DealerRow
+from forecourt.store.registry import ActivationRow, DealerRow
 
 
 class AssignmentIn(BaseModel):
@@ -54,6 +55,26 @@ def registry_router() -> APIRouter:
     def get_vehicle(vin: str, request: Request) -> Any:
         with get_context(request).db.sessions() as session:
             return to_json(load_vehicle(session, vin.upper()))
+
+    @router.get("/vehicles/{vin}/assignment")
+    def assignment(vin: str, dealer: DealerDep, request: Request) -> dict[str, Any]:
+        """For a dealer's edge: is the car assigned to this dealer, and how often was it
+        activated before (decides the foreign-vehicle and re-activation reviews). Another
+        dealer's identity is not disclosed."""
+        with get_context(request).db.sessions() as session:
+            row = vehicle_row(session, vin.upper())
+            applied = session.scalar(
+                select(func.count())
+                .select_from(ActivationRow)
+                .where(ActivationRow.vin == row.vin, ActivationRow.status == "applied")
+            )
+        mine = row.dealer_id == dealer.dealer_id
+        return {
+            "vin": row.vin,
+            "dealer_id": row.dealer_id if mine else None,
+            "assigned_to_caller": mine,
+            "activations": int(applied or 0),
+        }
 
     @router.put("/vehicles/{vin}/dealer", dependencies=[require_scope(Scope.REGISTRY_WRITE)])
     def assign(vin: str, body: AssignmentIn, request: Request) -> dict[str, str]:
