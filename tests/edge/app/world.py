@@ -44,7 +44,7 @@ class WallClock(FakeClock):
         return datetime.now(UTC)
 
     def advance(self, seconds: float) -> None:
-        raise AssertionError("wall-clock time cannot be advanced")
+        """Wall time moves by itself; callers use codes of neighbouring steps instead."""
 
 
 @dataclass
@@ -64,8 +64,12 @@ class ConsoleWorld:
 
 def build_world(tmp_path: Path, *, real_time: bool = False) -> Iterator[ConsoleWorld]:
     for env in make_env(tmp_path):
+        auditor = env.staff.hire(Role.AUDITOR)
+        admin = env.staff.admin()
+        other_dealer_tech = env.staff.hire(Role.TECHNICIAN, OTHER_DEALER)
         if real_time:
-            # Every service holds this one clock object; switch it (this instance only).
+            # Every service holds this one clock object; switch it (this instance only). Staff
+            # enrolled before, at the fake time, so every code from now on is a fresh step.
             env.clock.__class__ = WallClock
         env.connector.add(FakeCar(vin=OTHER_VIN, address="127.0.0.11"))
         env.connector.add(FakeCar(vin=FOREIGN_VIN, address="127.0.0.12"))
@@ -101,9 +105,9 @@ def build_world(tmp_path: Path, *, real_time: bool = False) -> Iterator[ConsoleW
             technician=env.technician,
             senior=env.senior,
             manager=env.manager,
-            auditor=env.staff.hire(Role.AUDITOR),
-            admin=env.staff.admin(),
-            other_dealer_tech=env.staff.hire(Role.TECHNICIAN, OTHER_DEALER),
+            auditor=auditor,
+            admin=admin,
+            other_dealer_tech=other_dealer_tech,
             activation=activation,
         )
 
