@@ -7,10 +7,19 @@ method                      route                                           idem
 ==========================  ==============================================  ===================
 ``authorise``               ``POST /v1/activations``                        ``Idempotency-Key``
 ``assignment``              ``GET  /v1/vehicles/{vin}/assignment``          (read)
-``offline_packages``        ``GET  /v1/offline-packages?dealer_id&cursor``  (read)
-``push_events``             ``POST /v1/sync/events``                        CloudEvents ``id``
+``offline_packages``        ``POST /v1/offline-packages`` (issue ahead)     (stock dedups)
+``push_events``             per event type, see below                       CloudEvents ``id``
 ``submit_checkpoint``       ``POST /v1/ledger/checkpoints``                 same note, same tree
+``sync_operators``          ``PUT  /v1/dealer/operators``                   (whole list)
 ==========================  ==============================================  ===================
+
+Outbox events go where the cloud keeps what they report: an activation's completion to
+``POST /v1/activations/{request_id}/report`` (the cloud marks the car activated and releases it),
+an offline package use to ``POST /v1/offline-packages/{id}/uses`` with the workflow id as
+``use_id`` (a retry is the same use; another workflow's use is a double use, reported back).
+Step records and consent records have no cloud route: the cloud holds the consent in the
+activation request itself, and every step is an entry of the edge ledger whose checkpoints are
+anchored in the cloud's log of logs; they are acknowledged locally.
 
 Because every call is idempotent, :class:`HttpCloudClient` retries all of them on transport
 errors and 5xx/429 with full-jitter backoff; a 4xx is a refusal and never retried. Errors::
@@ -47,6 +56,11 @@ from forecourt.ledger.wire import consistency_to_json
 from forecourt.logging import get_logger
 
 _log = get_logger("edge.cloud_client")
+
+# The outbox's event types this client routes (forecourt.edge.outbox defines them; that module
+# imports this one, so the names are repeated here rather than imported).
+ACTIVATION_COMPLETED_EVENT = "forecourt.edge.activation.completed.v1"
+OFFLINE_PACKAGE_USED_EVENT = "forecourt.edge.offline_package.used.v1"
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -256,6 +270,10 @@ class CloudClient(Protocol):
 
     def submit_checkpoint(self, note: str, consistency: ConsistencyProof | None) -> Receipt: ...
 
+    def sync_operators(self, operators: Sequence[tuple[str, str]]) -> int:
+        """Replace the dealer's operator list in the cloud: ``(operator_id, role)`` pairs."""
+        ...
+
     def peer(self) -> TlsPeer | None:
         """The TLS peer of the most recent call, if any."""
         ...
@@ -328,10 +346,16 @@ class HttpCloudClient:
             return Authorisation(
                 authorisation_id=str(body.get("authorisation_id") or body["request_id"]),
                 bundle=base64.b64decode(body["bundle"], validate=True),
-                packages=tuple(PackageRef.from_dict(p) for p in body.get("packages", [])),
+                packages=tuple(self._ref(p) for p in body.get("packages", [])),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CloudRefused("authorise", 502, ("malformed_response",), repr(exc)) from exc
+
+    def _ref(self, item: Mapping[str, Any]) -> PackageRef:
+        """A package as the cloud lists it, its URL made absolute against the cloud's."""
+        return PackageRef.from_dict(
+            {**item, "url": str(self._client.base_url.join(str(item["url"])))}
+        )
 
     def assignment(self, vin: str) -> Assignment:
         body = self._call("assignment", "GET", f"/v1/vehicles/{vin}/assignment")
@@ -346,8 +370,11 @@ class HttpCloudClient:
     def offline_packages(
         self, dealer_id: str, cursor: str | None = None
     ) -> tuple[list[OfflinePackageOffer], str | None]:
-        params = {"dealer_id": dealer_id} | ({"cursor": cursor} if cursor else {})
-        body = self._call("offline_packages", "GET", "/v1/offline-packages", params=params)
+        """Ask the cloud to issue a package for every car assigned to this dealer (one page).
+
+        The dealer is the client certificate's; ``dealer_id`` and ``cursor`` are not sent.
+        """
+        body = self._call("offline_packages", "POST", "/v1/offline-packages", json={})
         try:
             offers = [
                 OfflinePackageOffer(
@@ -357,39 +384,72 @@ class HttpCloudClient:
                     bundle=base64.b64decode(item["bundle"], validate=True),
                     not_before=datetime.fromisoformat(item["not_before"]),
                     not_after=datetime.fromisoformat(item["not_after"]),
-                    packages=tuple(PackageRef.from_dict(p) for p in item.get("packages", [])),
+                    packages=tuple(self._ref(p) for p in item.get("packages", [])),
                 )
-                for item in body["items"]
+                for item in body["issued"]
             ]
-            next_cursor = body.get("cursor")
-            return offers, None if next_cursor is None else str(next_cursor)
         except (KeyError, TypeError, ValueError) as exc:
             raise CloudRefused("offline_packages", 502, ("malformed_response",), repr(exc)) from exc
+        for skipped in body.get("skipped", []):
+            _log.info(
+                "offline_package_not_issued", vin=skipped.get("vin"), code=skipped.get("code")
+            )
+        return offers, None
 
     def push_events(self, events: Sequence[OutgoingEvent]) -> SyncOutcome:
-        body = self._call(
-            "push_events",
-            "POST",
-            "/v1/sync/events",
-            json={"events": [e.to_cloudevent(self._source) for e in events]},
-        )
-        try:
-            accepted, duplicates, rejected = [], [], []
-            for result in body["results"]:
-                status = result["status"]
-                if status == "accepted":
-                    accepted.append(str(result["id"]))
-                elif status == "duplicate":
-                    duplicates.append(str(result["id"]))
-                else:
-                    rejected.append((str(result["id"]), str(result.get("code", status))))
-            doubles = tuple(
-                DoubleUse(str(d["package_id"]), str(d["vin"]), str(d.get("detail", "")))
-                for d in body.get("double_uses", [])
+        """Deliver each event to the route that keeps it; a 4xx refuses that event alone."""
+        accepted: list[str] = []
+        rejected: list[tuple[str, str]] = []
+        doubles: list[DoubleUse] = []
+        for event in events:
+            try:
+                double = self._deliver(event)
+            except CloudRefused as exc:
+                rejected.append((event.event_id, ",".join(exc.codes) or str(exc.status)))
+                continue
+            accepted.append(event.event_id)
+            if double is not None:
+                doubles.append(double)
+        return SyncOutcome(tuple(accepted), (), tuple(rejected), tuple(doubles))
+
+    def _deliver(self, event: OutgoingEvent) -> DoubleUse | None:
+        data = event.data
+        if event.event_type == ACTIVATION_COMPLETED_EVENT:
+            request_id = data.get("authorisation_id")
+            if request_id:  # offline activations are reported as package uses
+                self._call(
+                    "report",
+                    "POST",
+                    f"/v1/activations/{request_id}/report",
+                    json={"outcome": "applied"},
+                    headers={"idempotency-key": event.event_id},
+                )
+            return None
+        if event.event_type == OFFLINE_PACKAGE_USED_EVENT:
+            package_id = str(data["package_id"])
+            body = self._call(
+                "offline_use",
+                "POST",
+                f"/v1/offline-packages/{package_id}/uses",
+                json={
+                    "use_id": str(data["workflow_id"]),
+                    "used_at": str(data["used_at"]),
+                    "operator_id": str(data.get("operator_id") or "unknown"),
+                },
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CloudRefused("push_events", 502, ("malformed_response",), repr(exc)) from exc
-        return SyncOutcome(tuple(accepted), tuple(duplicates), tuple(rejected), doubles)
+            if body.get("double_use"):
+                return DoubleUse(package_id, str(data["vin"]), f"{body.get('uses')} uses")
+            return None
+        return None  # steps and consent records: held by the anchored edge ledger
+
+    def sync_operators(self, operators: Sequence[tuple[str, str]]) -> int:
+        body = self._call(
+            "sync_operators",
+            "PUT",
+            "/v1/dealer/operators",
+            json={"operators": [{"operator_id": o, "role": r} for o, r in operators]},
+        )
+        return int(body.get("operators", 0))
 
     def submit_checkpoint(self, note: str, consistency: ConsistencyProof | None) -> Receipt:
         payload: dict[str, Any] = {"checkpoint": note}
@@ -568,6 +628,13 @@ class FakeCloudClient:
         receipt = self.submit(note, consistency)
         self.checkpoints.append(note)
         return receipt
+
+    operators: list[tuple[str, str]] = field(default_factory=list)
+
+    def sync_operators(self, operators: Sequence[tuple[str, str]]) -> int:
+        self._check("sync_operators")
+        self.operators = list(operators)
+        return len(self.operators)
 
     def events_of_type(self, event_type: str) -> list[dict[str, Any]]:
         return [e for e in self.received.values() if e["type"] == event_type]

@@ -192,6 +192,7 @@ class OfflineStock:
                 "bundle_sha256": row.bundle_sha256,
                 "workflow_id": workflow_id,
                 "dealer_id": self.dealer_id,
+                "operator_id": operator_id,
                 "used_at": now.isoformat(),
             },
             now=now,

@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forecourt.blobs import RetryPolicy
 from forecourt.edge.cloud_client import (
+    ACTIVATION_COMPLETED_EVENT,
+    OFFLINE_PACKAGE_USED_EVENT,
     CloudClient,
     CloudRefused,
     CloudUnreachable,
@@ -43,9 +45,9 @@ from forecourt.store.edge import EdgeOutboxMessage
 _log = get_logger("edge.outbox")
 
 WORKFLOW_STEP: Final = "forecourt.edge.workflow.step.v1"
-ACTIVATION_COMPLETED: Final = "forecourt.edge.activation.completed.v1"
+ACTIVATION_COMPLETED: Final = ACTIVATION_COMPLETED_EVENT
 CONSENT_RECORDED: Final = "forecourt.edge.consent.recorded.v1"
-OFFLINE_PACKAGE_USED: Final = "forecourt.edge.offline_package.used.v1"
+OFFLINE_PACKAGE_USED: Final = OFFLINE_PACKAGE_USED_EVENT
 LEDGER_CHECKPOINT: Final = "forecourt.edge.ledger.checkpoint.v1"
 
 #: An event type delivered by its own call; raises CloudUnreachable (retry) or CloudRefused (dead).

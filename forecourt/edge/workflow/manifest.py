@@ -1,86 +1,137 @@
-"""Checking the car's version manifest (DID FD04) against what the edge delivered.
+"""Checking the car's vehicle version manifest (DID FD04) against what the edge delivered.
 
-After apply the gateway reports what is installed and active. The edge accepts the activation
-only if the report is for this VIN, names the bundle that was delivered, shows the activation
-counter moved past the one read at identification, and lists every delivered image at its
-digest and length on its ECU. Anything else is a :class:`~forecourt.trust.errors.ManifestError`
-with its stable code.
+FD04 of the gateway is the signed Uptane vehicle version manifest: the gateway signs over VIN
+and every ECU's own report, and each ECU signs its report with its own Ed25519 key. The edge
+verifies it with :func:`forecourt.trust.manifest.verify_manifest` against the inventory read at
+identification — ECU serial → the signing key FD03 gave, each ECU certificate first checked by
+``certificate_check`` against the OEM root — and the report counters of the previous read, so a
+replayed manifest is refused. Then the content rules, with their stable
+:class:`~forecourt.trust.errors.ManifestError` codes:
 
-The report's signature is checked by a :class:`ManifestSignatureCheck` (the trust layer's
-verifier of per-ECU signed reports plugs in here); the content rules below apply whatever the
-signature scheme.
+* every ECU reports an activation counter above the one read at identification;
+* every delivered image is installed on its ECU at the delivered digest and length.
+
+:func:`already_applied` asks the same question before the apply routine runs (after a crash
+between the apply and its commit): a car whose verified manifest already shows the delivered
+images and a counter past the identification one has applied this bundle (its nonce, or its
+single-use counter, could not have been used by another), so the routine is not run again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from forecourt.edge.cloud_client import PackageRef
 from forecourt.trust.errors import (
     ManifestCounterReused,
-    ManifestFormatError,
+    ManifestError,
     ManifestInventoryMismatch,
 )
+from forecourt.trust.manifest import VerifiedManifest as TrustManifest
+from forecourt.trust.manifest import verify_manifest as verify_signed_manifest
 
-MAX_REPORT_BYTES = 256 * 1024
-
-
-def bundle_id_of(bundle: bytes) -> str:
-    """The bundle identifier the car reports: the first 16 hex digits of its SHA-256."""
-    return hashlib.sha256(bundle).hexdigest()[:16]
-
-
-class ManifestSignatureCheck(Protocol):
-    def __call__(self, report: bytes) -> None:
-        """Raise a ManifestError when the report's signatures do not verify."""
-        ...
+#: Checks one ECU's identity certificate (PEM) for (serial, raw signing key); raises
+#: ManifestError when it does not chain to the OEM root or names another ECU or key.
+CertificateCheck = Callable[[str, str, bytes], None]
 
 
-def no_signature_check(report: bytes) -> None:
-    """For cars whose report is unsigned (the simulator today); the content rules still apply."""
+def no_certificate_check(certificate_pem: str, serial: str, signing_key: bytes) -> None:
+    """For cars provisioned without ECU certificates (keys read from FD03 are trusted as read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryEntry:
+    address: int
+    serial: str
+    signing_key: bytes
+    certificate_pem: str
+
+
+def inventory_of(
+    ecus: Sequence[Mapping[str, Any]], certificate_check: CertificateCheck = no_certificate_check
+) -> dict[str, InventoryEntry]:
+    """``{serial: entry}`` from the ECUs stored at identification, certificates checked."""
+    inventory: dict[str, InventoryEntry] = {}
+    for ecu in ecus:
+        serial = str(ecu["serial"])
+        key_hex = str(ecu.get("signing_key") or "")
+        if not key_hex:
+            raise ManifestInventoryMismatch(f"ECU {serial} gave no signing key at identification")
+        key = bytes.fromhex(key_hex)
+        pem = str(ecu.get("certificate_pem") or "")
+        certificate_check(pem, serial, key)
+        inventory[serial] = InventoryEntry(int(str(ecu["address"]), 16), serial, key, pem)
+    return inventory
 
 
 @dataclass(frozen=True, slots=True)
 class VerifiedManifest:
     vin: str
     activation_counter: int
-    bundle_id: str
     report_sha256: str
-    installed: tuple[tuple[str, str, str], ...]  # (ecu address, image name, sha256)
+    counters: Mapping[str, int]
+    installed: tuple[tuple[str, str, str], ...]  # (ECU address, image name, sha256)
 
     def to_evidence(self) -> dict[str, Any]:
         return {
             "report_sha256": self.report_sha256,
             "activation_counter": self.activation_counter,
-            "bundle_id": self.bundle_id,
+            "report_counters": dict(sorted(self.counters.items())),
             "installed": [list(i) for i in self.installed],
         }
 
 
-def read_report(report: bytes) -> dict[str, Any]:
-    if len(report) > MAX_REPORT_BYTES:
-        raise ManifestFormatError(f"version report is {len(report)} bytes, above its bound")
-    try:
-        doc = json.loads(report)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestFormatError(f"version report is not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise ManifestFormatError("version report is not a JSON object")
-    return doc
+def verify_signatures(
+    report: bytes,
+    *,
+    vin: str,
+    inventory: Mapping[str, InventoryEntry],
+    previous_counters: Mapping[str, int],
+) -> TrustManifest:
+    """The trust layer's verification: primary and per-ECU signatures, inventory, counters."""
+    keys = {serial: entry.signing_key for serial, entry in inventory.items()}
+    return verify_signed_manifest(report, keys, previous_counters, vin=vin)
 
 
-def applied_bundle(report: bytes) -> tuple[str | None, int]:
-    """``(last bundle id, activation counter)`` from a report, for resume decisions."""
-    doc = read_report(report)
-    bundle_id = doc.get("last_bundle_id")
-    counter = doc.get("activation_counter")
-    return (
-        bundle_id if isinstance(bundle_id, str) else None,
-        int(counter) if isinstance(counter, int) else -1,
+def check_content(
+    manifest: TrustManifest,
+    report: bytes,
+    *,
+    inventory: Mapping[str, InventoryEntry],
+    counter_before: int,
+    packages: Sequence[PackageRef],
+) -> VerifiedManifest:
+    """The activation rules over a manifest whose signatures verified."""
+    by_address = {entry.address: serial for serial, entry in inventory.items()}
+    counters = {serial: r.activation_counter for serial, r in manifest.reports.items()}
+    low = {serial: c for serial, c in counters.items() if c <= counter_before}
+    if low:
+        raise ManifestCounterReused(
+            f"activation counter did not move past {counter_before} on {sorted(low)}"
+        )
+    found: list[tuple[str, str, str]] = []
+    for ref in packages:
+        serial = by_address.get(ref.ecu_address)
+        if serial is None:
+            raise ManifestInventoryMismatch(
+                f"image {ref.name} was delivered for ECU 0x{ref.ecu_address:04X}, not fitted"
+            )
+        images = {i.name: i for i in manifest.reports[serial].images}
+        got = images.get(ref.name)
+        if got is None or (got.hashes.get("sha256"), got.length) != (ref.sha256, ref.size):
+            raise ManifestInventoryMismatch(
+                f"ECU {serial} does not report {ref.name} at {ref.sha256[:16]}…/{ref.size}"
+            )
+        found.append((f"{ref.ecu_address:04X}", ref.name, ref.sha256))
+    return VerifiedManifest(
+        vin=manifest.vin,
+        activation_counter=min(counters.values()) if counters else counter_before,
+        report_sha256=hashlib.sha256(report).hexdigest(),
+        counters=manifest.counters,
+        installed=tuple(sorted(found)),
     )
 
 
@@ -88,45 +139,41 @@ def verify_manifest(
     report: bytes,
     *,
     vin: str,
-    bundle: bytes,
+    inventory: Mapping[str, InventoryEntry],
+    previous_counters: Mapping[str, int],
     counter_before: int,
     packages: Sequence[PackageRef],
-    signature_check: ManifestSignatureCheck = no_signature_check,
 ) -> VerifiedManifest:
-    signature_check(report)
-    doc = read_report(report)
-    if doc.get("vin") != vin:
-        raise ManifestInventoryMismatch(f"report is for VIN {doc.get('vin')!r}, not {vin}")
-    expected_id = bundle_id_of(bundle)
-    if doc.get("last_bundle_id") != expected_id:
-        raise ManifestInventoryMismatch(
-            f"report names bundle {doc.get('last_bundle_id')!r}, delivered {expected_id}"
-        )
-    counter = doc.get("activation_counter")
-    if not isinstance(counter, int) or counter <= counter_before:
-        raise ManifestCounterReused(
-            f"activation counter {counter!r} did not move past {counter_before}"
-        )
-    installed: dict[tuple[str, str], tuple[str, int]] = {}
-    for ecu in doc.get("ecus", []):
-        for name, image in (ecu.get("images") or {}).items():
-            installed[(str(ecu.get("address")).upper(), name)] = (
-                str(image.get("sha256")),
-                int(image.get("length", -1)),
-            )
-    found: list[tuple[str, str, str]] = []
-    for ref in packages:
-        key = (f"{ref.ecu_address:04X}", ref.name)
-        got = installed.get(key)
-        if got != (ref.sha256, ref.size):
-            raise ManifestInventoryMismatch(
-                f"ECU {key[0]} reports {ref.name} as {got!r}, delivered {ref.sha256[:16]}…"
-            )
-        found.append((key[0], ref.name, ref.sha256))
-    return VerifiedManifest(
-        vin=vin,
-        activation_counter=counter,
-        bundle_id=expected_id,
-        report_sha256=hashlib.sha256(report).hexdigest(),
-        installed=tuple(sorted(found)),
+    """Signatures, then content; raises a ManifestError with its stable code."""
+    manifest = verify_signatures(
+        report, vin=vin, inventory=inventory, previous_counters=previous_counters
     )
+    return check_content(
+        manifest,
+        report,
+        inventory=inventory,
+        counter_before=counter_before,
+        packages=packages,
+    )
+
+
+def already_applied(
+    manifest: TrustManifest,
+    report: bytes,
+    *,
+    inventory: Mapping[str, InventoryEntry],
+    counter_before: int,
+    packages: Sequence[PackageRef],
+) -> bool:
+    """Whether a verified manifest read before the apply shows this activation done."""
+    try:
+        check_content(
+            manifest,
+            report,
+            inventory=inventory,
+            counter_before=counter_before,
+            packages=packages,
+        )
+    except ManifestError:
+        return False
+    return True

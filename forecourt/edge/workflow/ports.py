@@ -45,12 +45,18 @@ class NegativeResponse(LinkError):
 
 @dataclass(frozen=True, slots=True)
 class EcuIdentity:
-    """One ECU as read over UDS 0x22: F18C serial, F191 hardware, F189 software version."""
+    """One ECU as read over UDS 0x22: F18C serial, F191 hardware, F189 software version, and
+    from FD03 its Ed25519 signing key (raw, hex) and identity certificate (PEM).
+
+    The signing key is what the ECU's version report must verify under; the certificate, when
+    the car has one, binds that key to this VIN and serial under the OEM root."""
 
     logical_address: int
     serial: str
     hardware_number: str
     software_version: str
+    signing_key_hex: str = ""
+    certificate_pem: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -58,6 +64,8 @@ class EcuIdentity:
             "serial": self.serial,
             "hardware": self.hardware_number,
             "software": self.software_version,
+            "signing_key": self.signing_key_hex,
+            "certificate_pem": self.certificate_pem,
         }
 
 

@@ -53,11 +53,12 @@ from forecourt.edge.outbox import ACTIVATION_COMPLETED, enqueue
 from forecourt.edge.workflow.consent import record_consent_in
 from forecourt.edge.workflow.errors import StaleWorkflow, StepFailed
 from forecourt.edge.workflow.manifest import (
-    ManifestSignatureCheck,
-    applied_bundle,
-    bundle_id_of,
-    no_signature_check,
+    CertificateCheck,
+    already_applied,
+    inventory_of,
+    no_certificate_check,
     verify_manifest,
+    verify_signatures,
 )
 from forecourt.edge.workflow.packages import PackageSource, PackageUnavailable
 from forecourt.edge.workflow.ports import (
@@ -96,7 +97,7 @@ class WorkflowSettings:
     max_parallel: int = 8
     link_retries: int = 3
     allow_offline: bool = True
-    signature_check: ManifestSignatureCheck = no_signature_check
+    certificate_check: CertificateCheck = no_certificate_check
 
 
 class Cancelled(Exception):
@@ -427,13 +428,23 @@ class WorkflowRunner:
 
     def _apply(self, wf: WorkflowRecord, run: _Run) -> WorkflowRecord:
         started = self._d.clock()
-        bundle = _bundle(wf)
         identity = wf.context["identity"]
-        report = self._with_link(wf, run, lambda s: s.version_report())
-        last_id, _ = applied_bundle(report)
+        counter_before = int(identity["activation_counter"])
+        refs = _refs(wf)
         evidence: dict[str, Any] = {}
-        if last_id == bundle_id_of(bundle):
+        try:
+            inventory = inventory_of(identity["ecus"], self._settings.certificate_check)
+            before = self._with_link(wf, run, lambda s: s.version_report())
+            first = verify_signatures(before, vin=wf.vin, inventory=inventory, previous_counters={})
+        except ManifestError as exc:
+            raise StepFailed(
+                wf.id, FailureCode.MANIFEST_REJECTED, str(exc), {"manifest_code": exc.code}
+            ) from exc
+        if already_applied(
+            first, before, inventory=inventory, counter_before=counter_before, packages=refs
+        ):
             evidence["already_applied"] = True  # applied before a crash: never apply twice
+            report, previous = before, {s: c - 1 for s, c in first.counters.items()}
         else:
             self._authenticate(wf, run, GATEWAY)
             try:
@@ -452,14 +463,15 @@ class WorkflowRunner:
                 )
             self._d.hook("after:apply_io")
             report = self._with_link(wf, run, lambda s: s.version_report())
+            previous = first.counters
         try:
             manifest = verify_manifest(
                 report,
                 vin=wf.vin,
-                bundle=bundle,
-                counter_before=int(identity["activation_counter"]),
-                packages=_refs(wf),
-                signature_check=self._settings.signature_check,
+                inventory=inventory,
+                previous_counters=previous,
+                counter_before=counter_before,
+                packages=refs,
             )
         except ManifestError as exc:
             raise StepFailed(

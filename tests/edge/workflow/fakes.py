@@ -14,8 +14,12 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from forecourt.edge.cloud_client import (
     Authorisation,
@@ -32,6 +36,12 @@ from forecourt.edge.workflow import (
     PackageUnavailable,
 )
 from forecourt.edge.workflow.ports import TransferProgress
+from forecourt.trust.manifest import (
+    EcuVersionReport,
+    InstalledImage,
+    build_ecu_report,
+    build_manifest,
+)
 
 VIN = "WVWZZZ1JZXW000001"
 OTHER_VIN = "WVWZZZ1JZXW000002"
@@ -72,26 +82,46 @@ class FakeCar:
     sent_bytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    keys: dict[int, Ed25519PrivateKey] = field(default_factory=dict)
+    report_counter: int = 0
+
+    def __post_init__(self) -> None:
+        self.keys = {e.logical_address: Ed25519PrivateKey.generate() for e in self.ecus}
+        self.ecus = tuple(
+            replace(
+                e,
+                signing_key_hex=self.keys[e.logical_address]
+                .public_key()
+                .public_bytes(Encoding.Raw, PublicFormat.Raw)
+                .hex(),
+            )
+            for e in self.ecus
+        )
+
     def report(self) -> bytes:
-        ecus = []
+        """FD04: the signed vehicle version manifest, each ECU's report under its own key."""
+        self.report_counter += 1
+        reports = []
         for ecu in self.ecus:
-            images = {
-                name: {"sha256": sha, "length": size, "version": "1"}
+            images = tuple(
+                InstalledImage(name, size, {"sha256": sha})
                 for (addr, name), (sha, size) in sorted(self.installed.items())
                 if addr == ecu.logical_address
-            }
-            ecus.append(
-                {"address": f"{ecu.logical_address:04X}", "serial": ecu.serial, "images": images}
             )
-        return json.dumps(
-            {
-                "vin": self.vin,
-                "activation_counter": self.counter,
-                "last_bundle_id": self.last_bundle_id,
-                "ecus": ecus,
-            },
-            sort_keys=True,
-        ).encode()
+            reports.append(
+                build_ecu_report(
+                    self.keys[ecu.logical_address],
+                    EcuVersionReport(
+                        ecu_serial=ecu.serial,
+                        counter=self.report_counter,
+                        nonce=f"n{self.report_counter}",
+                        latest_verified_time=datetime(2025, 3, 1, tzinfo=UTC),
+                        images=images,
+                        activation_counter=self.counter,
+                    ),
+                )
+            )
+        return build_manifest(self.keys[0x1000], self.vin, self.ecus[0].serial, reports)
 
     def apply_bundle(self) -> ApplyOutcome:
         self.apply_calls += 1

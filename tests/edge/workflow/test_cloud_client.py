@@ -16,6 +16,7 @@ from forecourt.edge.cloud_client import (
     HttpCloudClient,
     OutgoingEvent,
 )
+from forecourt.edge.outbox import ACTIVATION_COMPLETED, OFFLINE_PACKAGE_USED, WORKFLOW_STEP
 from tests.edge.operators.conftest import FakeClock
 
 REQUEST = AuthorisationRequest(
@@ -95,8 +96,8 @@ def test_transport_failures_after_all_attempts_raise_unreachable() -> None:
 
     c, sleeps = client(handler)
     with pytest.raises(CloudUnreachable) as err:
-        c.push_events([])
-    assert err.value.operation == "push_events" and len(sleeps) == 2
+        c.offline_packages("dealer-a")
+    assert err.value.operation == "offline_packages" and len(sleeps) == 2
 
 
 def test_problem_details_become_a_refusal_with_every_code_and_no_retry() -> None:
@@ -122,24 +123,58 @@ def test_problem_details_become_a_refusal_with_every_code_and_no_retry() -> None
     assert err.value.status == 403 and len(calls) == 1
 
 
-def test_sync_results_split_into_accepted_duplicates_rejected_and_double_uses() -> None:
+def test_events_go_to_the_routes_that_keep_them_and_a_double_use_comes_back() -> None:
+    seen: list[tuple[str, str, dict[str, object]]] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
-        ids = [e["id"] for e in json.loads(request.content)["events"]]
+        body = json.loads(request.content)
+        seen.append((request.method, request.url.path, body))
+        if request.url.path == "/v1/activations/req-9/report":
+            return httpx.Response(200, json={"request_id": "req-9", "status": "applied"})
+        if request.url.path == "/v1/offline-packages/p-1/uses":
+            return httpx.Response(200, json={"package_id": "p-1", "uses": 2, "double_use": True})
         return httpx.Response(
-            200,
-            json={
-                "results": [
-                    {"id": ids[0], "status": "accepted"},
-                    {"id": ids[1], "status": "duplicate"},
-                    {"id": ids[2], "status": "rejected", "code": "schema_invalid"},
-                ],
-                "double_uses": [{"package_id": "p", "vin": "v", "detail": "two edges"}],
-            },
+            404,
+            headers={"content-type": "application/problem+json"},
+            json={"code": "activation_unknown", "detail": "no such activation"},
         )
 
     c, _ = client(handler)
     now = FakeClock()()
-    outcome = c.push_events([OutgoingEvent(str(i), "t", None, now, {}) for i in range(3)])
-    assert outcome.accepted == ("0",) and outcome.duplicates == ("1",)
-    assert outcome.rejected == (("2", "schema_invalid"),)
-    assert outcome.double_uses[0].package_id == "p"
+    events = [
+        OutgoingEvent("e1", ACTIVATION_COMPLETED, "V", now, {"authorisation_id": "req-9"}),
+        OutgoingEvent(
+            "e2",
+            OFFLINE_PACKAGE_USED,
+            "V",
+            now,
+            {"package_id": "p-1", "vin": "V", "workflow_id": "wf-2", "used_at": now.isoformat()},
+        ),
+        OutgoingEvent("e3", ACTIVATION_COMPLETED, "V", now, {"authorisation_id": "gone"}),
+        OutgoingEvent("e4", WORKFLOW_STEP, "V", now, {}),
+    ]
+    outcome = c.push_events(events)
+    assert outcome.accepted == ("e1", "e2", "e4")
+    assert outcome.rejected == (("e3", "activation_unknown"),)
+    assert [(d.package_id, d.vin) for d in outcome.double_uses] == [("p-1", "V")]
+    assert seen[0][:2] == ("POST", "/v1/activations/req-9/report")
+    assert seen[1][2]["use_id"] == "wf-2"  # one workflow, one use: a retry is not a second use
+    assert len(seen) == 3  # the step record is held by the anchored ledger, not posted
+
+
+def test_package_urls_are_made_absolute_against_the_cloud() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            201,
+            json={
+                "request_id": "req-1",
+                "bundle": base64.b64encode(b"signed").decode(),
+                "packages": [
+                    {"name": "os", "ecu_address": 4098, "sha256": "a" * 64, "size": 3,
+                     "url": "/v1/packages/" + "a" * 64},
+                ],
+            },
+        )  # fmt: skip
+
+    c, _ = client(handler)
+    assert c.authorise(REQUEST).packages[0].url == "https://cloud.test/v1/packages/" + "a" * 64
