@@ -9,6 +9,7 @@ the ledger, the status). Blocking service calls run in the thread pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -248,6 +249,14 @@ def status_view(ctx: ConsoleContext, operator: Operator) -> dict[str, Any]:
 
 def create_api_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["console"])
+    _session_routes(router)
+    _activation_routes(router)
+    _review_routes(router)
+    _consent_ledger_status_routes(router)
+    return router
+
+
+def _session_routes(router: APIRouter) -> None:
 
     @router.post("/session")
     async def create_session(
@@ -280,6 +289,8 @@ def create_api_router() -> APIRouter:
             "expires_at": session.expires_at.isoformat(),
         }
 
+
+def _activation_routes(router: APIRouter) -> None:
     @router.get("/features")
     async def features(session: Auth, ctx: Ctx) -> list[dict[str, Any]]:
         require(session.operator, Permission.VEHICLE_READ, ctx.services.dealer_id)
@@ -344,6 +355,8 @@ def create_api_router() -> APIRouter:
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
 
+
+def _review_routes(router: APIRouter) -> None:
     @router.get("/reviews")
     async def reviews(
         session: Auth, ctx: Ctx, state: ReviewState | None = None
@@ -370,6 +383,8 @@ def create_api_router() -> APIRouter:
         )
         return review_json(review, session.operator, names)
 
+
+def _consent_ledger_status_routes(router: APIRouter) -> None:
     @router.get("/consent/{vin}")
     async def consent(vin: str, session: Auth, ctx: Ctx, lang: str | None = None) -> dict[str, Any]:
         return await run_in_threadpool(consent_view, ctx, session.operator, vin, lang)
@@ -414,8 +429,6 @@ def create_api_router() -> APIRouter:
     async def status(session: Auth, ctx: Ctx) -> dict[str, Any]:
         return await run_in_threadpool(status_view, ctx, session.operator)
 
-    return router
-
 
 async def progress_stream(ctx: ConsoleContext, workflow_id: str) -> AsyncIterator[str]:
     """Server-Sent Events: one ``progress`` event per change, ``end`` once the workflow ends.
@@ -428,10 +441,8 @@ async def progress_stream(ctx: ConsoleContext, workflow_id: str) -> AsyncIterato
     changed = asyncio.Event()
 
     def on_change(_progress: Progress) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the client is gone
             loop.call_soon_threadsafe(changed.set)
-        except RuntimeError:  # the loop closed: the client is gone
-            pass
 
     unsubscribe = activations.subscribe(on_change, workflow_id)
     try:

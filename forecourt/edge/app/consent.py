@@ -82,9 +82,9 @@ def effective_answers(
             raise _refuse(f"{category.value} is forbidden in this market", category=category.value)
         if rule.mode is ConsentMode.NOTICE_ONLY:
             raise _refuse(f"{category.value} is notice-only: there is no choice to record")
-        if rule.mode is ConsentMode.OPT_OUT and answers.gpc:
-            granted = False
-        groups[rule.mode].append((category.value, granted))
+        # GPC is an opt-out of sale/sharing: it wins over a grant of an opt-out category.
+        effective = granted and not (rule.mode is ConsentMode.OPT_OUT and answers.gpc)
+        groups[rule.mode].append((category.value, effective))
     if answers.gpc:
         answered = set(answers.answers)
         for rule in profile.rules:

@@ -46,7 +46,7 @@ def feature_notice(feature: Feature) -> FeatureNotice:
     changed += [
         f"{n.package_type.value} package installed on {n.role.value}" for n in feature.package_needs
     ]
-    purpose = f"Enable {feature.name.lower()} ({feature.licence.kind.value} licence)"
+    purpose = f"Enable {feature.name} ({feature.licence.kind.value} licence)"
     if feature.affects_type_approval:
         purpose += "; this unlock is assessed against the vehicle's type approval"
     return FeatureNotice(

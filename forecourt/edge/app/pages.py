@@ -127,6 +127,14 @@ async def _attempt(path: str, fn: Any, *args: Any, **query: str) -> tuple[Any, R
 
 def create_pages_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    _sign_in_pages(router)
+    _technician_pages(router)
+    _review_and_consent_pages(router)
+    _audit_and_status_pages(router)
+    return router
+
+
+def _sign_in_pages(router: APIRouter) -> None:
 
     # -- sign in ----------------------------------------------------------------------------
 
@@ -200,6 +208,8 @@ def create_pages_router() -> APIRouter:
     async def home(session: Auth) -> Response:
         return RedirectResponse(LANDING.get(session.operator.role, "/dashboard"), 303)
 
+
+def _technician_pages(router: APIRouter) -> None:
     # -- technician -------------------------------------------------------------------------
 
     @router.get("/dashboard", response_class=HTMLResponse)
@@ -252,6 +262,8 @@ def create_pages_router() -> APIRouter:
             return failed
         return RedirectResponse(f"/dashboard#wf-{quote(workflow_id)}", 303)
 
+
+def _review_and_consent_pages(router: APIRouter) -> None:
     # -- reviews ----------------------------------------------------------------------------
 
     @router.get("/reviews", response_class=HTMLResponse)
@@ -337,6 +349,8 @@ def create_pages_router() -> APIRouter:
         )
         return failed or _back("/consent", vin=vin, lang=lang, notice="consent_saved")
 
+
+def _audit_and_status_pages(router: APIRouter) -> None:
     # -- auditor and status ---------------------------------------------------------------------
 
     @router.get("/audit", response_class=HTMLResponse)
@@ -350,8 +364,6 @@ def create_pages_router() -> APIRouter:
     async def status(request: Request, session: Auth, ctx: Ctx) -> HTMLResponse:
         view = await run_in_threadpool(status_view, ctx, session.operator)
         return _render(request, "status.html", "status", session, **view)
-
-    return router
 
 
 def _first_login_enrolment(

@@ -77,7 +77,7 @@ def progress_json(progress: Progress) -> dict[str, Any]:
         steps.append(
             {
                 "state": state.value,
-                "label": STATE_LABELS[state],
+                "label": STATE_LABELS[state].capitalize(),
                 "status": status,
                 "ms": progress.timings_ms.get(state.value),
             }
@@ -161,8 +161,8 @@ def vehicles_json(
 ) -> list[dict[str, Any]]:
     """Cars on the network with the state of their latest activation here (newest first)."""
     latest: dict[str, WorkflowRecord] = {}
-    for wf in workflows:
-        latest.setdefault(wf.vin, wf)
+    for record in workflows:
+        latest.setdefault(record.vin, record)
     out = []
     for car in services.vehicles.discovered():
         wf = latest.get(car.vin)

@@ -108,7 +108,7 @@ def _cache(services: EdgeServices) -> Check:
     return Check(
         "package_cache",
         status,
-        f"{f.packages} packages, {f.bytes_used} of {f.budget_bytes} bytes, {len(f.missing)} missing",
+        f"{f.packages} packages, {f.bytes_used}/{f.budget_bytes} bytes, {len(f.missing)} missing",
         {
             "packages": f.packages,
             "bytes_used": f.bytes_used,

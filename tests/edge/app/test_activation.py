@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.edge.app.conftest import Console
-from tests.edge.app.world import FOREIGN_VIN, ConsoleWorld, build_world, serve
+from tests.edge.app.world import FOREIGN_VIN, build_world, serve
 from tests.edge.workflow.fakes import OTHER_VIN, VIN
 
 pytestmark = pytest.mark.anyio
@@ -111,9 +111,7 @@ async def test_a_foreign_car_waits_for_a_manager_the_requester_cannot_approve_it
     listed = (await console2.get("/api/v1/reviews", state="pending")).json()
     assert listed[0]["can_decide"]
     assert world.technician.operator.username in listed[0]["requester"]
-    wrong = await console2.post(
-        f"/api/v1/reviews/{review['id']}/approve", {"totp_code": "123456"}
-    )
+    wrong = await console2.post(f"/api/v1/reviews/{review['id']}/approve", {"totp_code": "123456"})
     assert wrong.status_code == 403 and wrong.json()["code"] == "step_up_failed"
     world.env.clock.advance(30)
     approved = await console2.post(

@@ -37,7 +37,9 @@ def _consent(**overrides: object) -> dict[str, object]:
 
 def _rows(world: ConsoleWorld) -> list[EdgeConsentRecord]:
     with world.env.sessions() as s:
-        return list(s.execute(select(EdgeConsentRecord).order_by(EdgeConsentRecord.recorded_at)).scalars())
+        return list(
+            s.execute(select(EdgeConsentRecord).order_by(EdgeConsentRecord.recorded_at)).scalars()
+        )
 
 
 async def test_consent_rows_name_the_notice_version_and_a_withdrawal_is_a_new_row(
@@ -60,7 +62,9 @@ async def test_consent_rows_name_the_notice_version_and_a_withdrawal_is_a_new_ro
     location = [r.decision for r in rows if r.purpose == "location"]
     assert location == ["granted", "denied"]
     view = withdrawn.json()
-    assert next(c for c in view["categories"] if c["category"] == "location")["decision"] == "denied"
+    assert (
+        next(c for c in view["categories"] if c["category"] == "location")["decision"] == "denied"
+    )
     with world.env.sessions() as s:
         messages = s.execute(select(EdgeOutboxMessage.event_type)).scalars().all()
     assert sum("consent.recorded" in m for m in messages) >= 2

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.anyio
         ("auditor", "get", "/api/v1/status", None, True),
     ],
 )  # fmt: skip
-async def test_the_role_matrix_is_enforced_by_the_api(
+async def test_the_role_matrix_is_enforced_by_the_api(  # noqa: PLR0917 - one table row
     console: Console, who: str, method: str, path: str, body: object, allowed: bool
 ) -> None:
     await console.login(getattr(console.world, who))

@@ -55,7 +55,11 @@ async def test_wrong_code_is_refused_without_saying_which_factor_and_is_counted(
     person = console.world.technician
     response = await console.http.post(
         "/api/v1/session",
-        json={"username": person.operator.username, "password": person.password, "totp_code": "000000"},
+        json={
+            "username": person.operator.username,
+            "password": person.password,
+            "totp_code": "000000",
+        },
     )
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
@@ -133,7 +137,9 @@ async def test_a_form_is_accepted_with_the_csrf_token_as_a_form_field(console: C
 
 async def test_logout_ends_the_session(console: Console) -> None:
     await console.login(console.world.technician)
-    assert (await console.http.delete("/api/v1/session", headers=console.headers())).status_code == 204
+    assert (
+        await console.http.delete("/api/v1/session", headers=console.headers())
+    ).status_code == 204
     assert (await console.get("/api/v1/me")).status_code == 401
 
 

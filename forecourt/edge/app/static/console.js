@@ -38,6 +38,8 @@
       reason.appendChild(strong);
       reason.appendChild(document.createTextNode(": " + (p.error_detail || "")));
     }
+    var row = document.querySelector('tr[data-vin="' + p.vin + '"] .badge');
+    if (row) { row.textContent = p.label; row.className = "badge badge-" + p.state; }
     var review = card.querySelector('[data-role="review"]');
     if (review && p.state !== "awaiting_review") review.hidden = true;
   }
