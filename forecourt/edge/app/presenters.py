@@ -77,7 +77,7 @@ def progress_json(progress: Progress) -> dict[str, Any]:
         steps.append(
             {
                 "state": state.value,
-                "label": STATE_LABELS[state].capitalize(),
+                "label": STATE_LABELS[state][:1].upper() + STATE_LABELS[state][1:],
                 "status": status,
                 "ms": progress.timings_ms.get(state.value),
             }
