@@ -496,7 +496,7 @@ class HttpCloudClient:
             return
         address = stream.get_extra_info("server_addr")
         ssl_object = stream.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        der = ssl_object.getpeercert(True) if ssl_object is not None else None
         subject = None
         if ssl_object is not None:
             cert = ssl_object.getpeercert() or {}

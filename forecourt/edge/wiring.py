@@ -300,7 +300,7 @@ def build_edge(settings: EdgeSettings) -> Edge:
             settings.dealer_id,
             max_parallel=settings.max_parallel,
             allow_offline=settings.allow_offline,
-            certificate_check=ecu_certificate_check(settings.tls_ca, clock),
+            certificate_check=ecu_certificate_check(settings.tls_ca, settings.tls_cert, clock),
         ),
     )
     outbox = OutboxDispatcher(
@@ -355,10 +355,15 @@ def dealer_credentials(settings: EdgeSettings) -> DealerCredentials:
     return DealerCredentials(certificate.public_bytes(Encoding.DER), prove)
 
 
-def ecu_certificate_check(root_pem: Path, clock: Callable[[], datetime]) -> CertificateCheck:
-    """ECU identity certificates must chain to the OEM root and name the ECU and key read."""
-    certificates = x509.load_pem_x509_certificates(root_pem.read_bytes())
-    root, intermediates = certificates[0], certificates[1:]
+def ecu_certificate_check(
+    root_pem: Path, dealer_chain_pem: Path, clock: Callable[[], datetime]
+) -> CertificateCheck:
+    """ECU identity certificates must chain to the OEM root and name the ECU and key read.
+
+    The OEM issuing CA(s) come from the dealer certificate's own chain (the same PKI issues
+    dealer and ECU certificates); only ``root_pem`` is trusted as an anchor."""
+    root = x509.load_pem_x509_certificates(root_pem.read_bytes())[0]
+    intermediates = x509.load_pem_x509_certificates(dealer_chain_pem.read_bytes())[1:]
 
     def check(certificate_pem: str, serial: str, signing_key: bytes) -> None:
         if not certificate_pem.strip():
