@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -28,11 +29,9 @@ from sqlalchemy.orm import Session
 
 from forecourt.cloud.context import CloudContext, get_context
 from forecourt.cloud.problems import CloudProblem, ProblemCode
-from forecourt.cloud.registry.dealers import get_dealer, revoked_in_registry
+from forecourt.cloud.registry.dealers import certificate_standing, dealer_unknown
 from forecourt.logging import get_logger
 from forecourt.store.registry import ApiTokenRow
-from forecourt.trust.certificates import CertificatePurpose, dealer_identity
-from forecourt.trust.chain import verify_chain
 from forecourt.trust.errors import CertificateError, CertificateExpired, CertificateRevoked
 
 _log = get_logger("cloud.auth")
@@ -65,12 +64,19 @@ class StaffCaller:
     scopes: frozenset[str]
 
 
-def peer_certificate_chain(scope: dict[str, Any]) -> list[x509.Certificate]:
-    """The client's certificate chain from the ASGI TLS extension (empty if none was sent)."""
+def peer_certificate_pems(scope: Mapping[str, Any]) -> list[str]:
+    """The client's certificate chain (PEM, leaf first) from the ASGI TLS extension."""
     tls = (scope.get("extensions") or {}).get("tls") or {}
-    pems = tls.get("client_cert_chain") or []
+    return list(tls.get("client_cert_chain") or [])
+
+
+def peer_certificate_chain(scope: Mapping[str, Any]) -> list[x509.Certificate]:
+    """The client's certificate chain from the ASGI TLS extension (empty if none was sent)."""
     try:
-        return [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in pems]
+        return [
+            x509.load_pem_x509_certificate(pem.encode("ascii"))
+            for pem in peer_certificate_pems(scope)
+        ]
     except ValueError as exc:
         raise _cert_problem(ProblemCode.CLIENT_CERTIFICATE_INVALID, f"unreadable: {exc}") from exc
 
@@ -79,47 +85,51 @@ def _cert_problem(code: ProblemCode, detail: str) -> CloudProblem:
     return CloudProblem(401, code, "Client certificate refused", detail)
 
 
-def authenticate_dealer(
-    context: CloudContext, session: Session, chain: list[x509.Certificate], now: datetime
-) -> DealerCaller:
-    """Verify ``chain`` (leaf first) as a dealer certificate and return the dealer it names."""
-    if not chain:
+def authenticate_dealer(context: CloudContext, pems: list[str], now: datetime) -> DealerCaller:
+    """Verify ``pems`` (the presented chain, leaf first) as a dealer certificate at ``now``.
+
+    Path validation against the OEM root and the current CRL is remembered per chain and CRL
+    (:class:`forecourt.cloud.verified.VerifiedDealerCache`); the registry's revocations and the
+    dealer's registration are read from the database on every call, in one statement.
+    """
+    if not pems:
         raise _cert_problem(
             ProblemCode.CLIENT_CERTIFICATE_REQUIRED, "a dealer client certificate is required"
         )
-    leaf, presented = chain[0], chain[1:]
-    config = context.config
     try:
-        verify_chain(
-            leaf,
-            [*presented, *config.oem_intermediates],
-            config.oem_root,
-            CertificatePurpose.DEALER,
-            now,
-            config.crl(),
-        )
-        identity = dealer_identity(leaf)
+        identity = context.verified_dealers.verify(pems, context.config.crl(), now)
     except CertificateExpired as exc:
         raise _cert_problem(ProblemCode.CLIENT_CERTIFICATE_EXPIRED, str(exc)) from exc
     except CertificateRevoked as exc:
         raise _cert_problem(ProblemCode.CLIENT_CERTIFICATE_REVOKED, str(exc)) from exc
     except CertificateError as exc:
         raise _cert_problem(ProblemCode.CLIENT_CERTIFICATE_INVALID, str(exc)) from exc
-    if revoked_in_registry(session, leaf.serial_number):
+    except ValueError as exc:
+        raise _cert_problem(ProblemCode.CLIENT_CERTIFICATE_INVALID, f"unreadable: {exc}") from exc
+    with context.db.read() as connection:
+        standing = certificate_standing(connection, identity.serial, identity.dealer_id)
+    if standing.revoked:
+        _log.warning(
+            "certificate_refused",
+            code=ProblemCode.CLIENT_CERTIFICATE_REVOKED.value,
+            dealer_id=identity.dealer_id,
+            serial=format(identity.serial, "x"),
+            reason="revoked in the registry",
+        )
         raise _cert_problem(
             ProblemCode.CLIENT_CERTIFICATE_REVOKED,
-            f"certificate {leaf.serial_number:x} of {identity.dealer_id} is revoked",
+            f"certificate {identity.serial:x} of {identity.dealer_id} is revoked",
         )
-    get_dealer(session, identity.dealer_id)  # registered, or dealer_unknown
-    return DealerCaller(identity.dealer_id, identity.edge_id, leaf.serial_number)
+    if not standing.dealer_registered:
+        raise dealer_unknown(identity.dealer_id)
+    return DealerCaller(identity.dealer_id, identity.edge_id, identity.serial)
 
 
 def require_dealer(request: Request) -> DealerCaller:
     """FastAPI dependency: the calling dealer, or a ``client_certificate_*`` problem."""
     context = get_context(request)
-    chain = peer_certificate_chain(dict(request.scope))
-    with context.db.sessions() as session:
-        caller = authenticate_dealer(context, session, chain, context.config.clock())
+    pems = peer_certificate_pems(request.scope)
+    caller = authenticate_dealer(context, pems, context.config.clock())
     request.state.caller = caller
     return caller
 

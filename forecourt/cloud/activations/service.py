@@ -11,6 +11,12 @@ Steps, each refusal collected rather than returned at the first:
    the operator re-checked against the dealer's registry, then :func:`plan_activation` with the
    catalog, entitlements, consent and the compliance profile of the dealer's location.
 4. A plan is signed with the next activation counter of the car (row locked for the increment).
+
+All four steps run in one transaction whose first statement is the claim (the INSERT), so a
+decision costs one round trip per query and nothing is held after a failure: a request that
+errors (unknown car, a bug) rolls back and leaves no trace, a refusal commits its reasons and
+releases the car. A second request for a car whose claim is not yet committed waits on the unique
+index and then sees the first one's outcome; on SQLite the claim takes the write lock at once.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from forecourt.cloud.activations.checks import (
     CloudReason,
@@ -34,21 +41,22 @@ from forecourt.cloud.activations.checks import (
     operator_reason,
 )
 from forecourt.cloud.catalog.service import entitlements_of
-from forecourt.cloud.compliance.service import market_of_location, profile_for_dealer
+from forecourt.cloud.compliance.service import market_of_location
 from forecourt.cloud.context import CloudContext
 from forecourt.cloud.problems import CloudProblem, ProblemCode
-from forecourt.cloud.registry.dealers import OperatorClaim, get_dealer, operator_problem
-from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
+from forecourt.cloud.registry.dealers import OperatorClaim, dealer_and_operator
+from forecourt.cloud.registry.vehicles import load_vehicle_with_row
 from forecourt.core import (
     ActivationPlan,
     ConsentRecord,
     LifecycleState,
     PlanRefusal,
+    Vehicle,
     plan_activation,
     to_json,
 )
 from forecourt.logging import get_logger
-from forecourt.store.registry import ActivationRow
+from forecourt.store.registry import ActivationRow, VehicleRow
 from forecourt.trust.model import NonceFreshness
 
 _log = get_logger("cloud.activations")
@@ -135,75 +143,124 @@ class ActivationService:
     def authorise(self, request: ActivationRequest, dealer_id: str) -> IssuedActivation:
         now = self._context.config.clock()
         digest = request.digest()
-        replay = self._claim(request, dealer_id, digest, now)
-        if replay is not None:
-            return replay
-        try:
-            outcome = self._decide(request, dealer_id, now)
-        except BaseException:
-            self._release(request.request_id)
-            raise
-        if isinstance(outcome, list):
-            self._record_refusal(request, outcome, now)
-            raise refusal_problem(request.vin, outcome)
-        plan, profile_version, feature_until, requires, vehicle = outcome
-        return self._issue(
-            request,
-            plan=plan,
-            profile_version=profile_version,
-            feature_until=feature_until,
-            requires=requires,
-            vehicle=vehicle,
-            now=now,
-        )
-
-    # -- claims -----------------------------------------------------------------------------
-
-    def _claim(
-        self, request: ActivationRequest, dealer_id: str, digest: str, now: datetime
-    ) -> IssuedActivation | None:
         for _attempt in range(3):
-            with self._db.sessions() as session:
-                existing = session.get(ActivationRow, request.request_id)
-                if existing is not None:
-                    return self._replay(existing, digest, dealer_id)
-                vehicle_row(session, request.vin)  # vehicle_unknown before anything is held
             try:
                 with self._db.transaction() as session:
-                    session.add(
-                        ActivationRow(
-                            request_id=request.request_id,
-                            request_digest=digest,
-                            vin=request.vin,
-                            open_vin=request.vin,
-                            dealer_id=dealer_id,
-                            operator_id=request.operator.operator_id,
-                            status="pending",
-                            created_at=now,
-                            expires_at=now + self._context.config.activation_validity,
-                        )
-                    )
-                return None
+                    outcome = self._claim_and_decide(session, request, dealer_id, digest, now)
             except IntegrityError:
-                pass
-            with self._db.transaction() as session:
-                if session.get(ActivationRow, request.request_id) is not None:
-                    continue  # the same request id raced us: answer as a replay
-                holder = session.scalars(
-                    select(ActivationRow).where(ActivationRow.open_vin == request.vin)
-                ).one_or_none()
-                if holder is None:
-                    continue  # closed meanwhile: try again
-                if holder.expires_at > now:
-                    _log.warning(
-                        "activation_refused",
-                        vin=request.vin,
-                        dealer_id=dealer_id,
-                        code=ProblemCode.ACTIVATION_IN_PROGRESS.value,
-                    )
-                    raise _in_progress(request.vin)
-                holder.open_vin, holder.status = None, "expired"
+                replay = self._after_conflict(request, dealer_id, digest, now)
+                if replay is not None:
+                    return replay
+                continue
+            if isinstance(outcome, IssuedActivation):
+                _log.info(
+                    "activation_issued",
+                    vin=request.vin,
+                    request_id=request.request_id,
+                    counter=outcome.activation_counter,
+                    features=list(outcome.features),
+                )
+                return outcome
+            _log.warning(
+                "activation_refused",
+                vin=request.vin,
+                request_id=request.request_id,
+                codes=sorted({r["code"] for r in outcome}),
+                at=now.isoformat(),
+            )
+            raise refusal_problem(request.vin, outcome)
         raise _in_progress(request.vin)
+
+    def _claim_and_decide(
+        self,
+        session: Session,
+        request: ActivationRequest,
+        dealer_id: str,
+        digest: str,
+        now: datetime,
+    ) -> IssuedActivation | list[dict[str, Any]]:
+        """Claim, decide and sign inside ``session``'s transaction; refusals are recorded."""
+        claim = ActivationRow(
+            request_id=request.request_id,
+            request_digest=digest,
+            vin=request.vin,
+            open_vin=request.vin,
+            dealer_id=dealer_id,
+            operator_id=request.operator.operator_id,
+            status="pending",
+            created_at=now,
+            expires_at=now + self._context.config.activation_validity,
+        )
+        session.add(claim)
+        session.flush()  # the claim: IntegrityError when the request id or the car is held
+        car, vehicle = load_vehicle_with_row(session, request.vin, for_update=True)
+        decision = self._decide(session, request, dealer_id, vehicle, now)
+        if isinstance(decision, list):
+            claim.status, claim.open_vin, claim.outcome = "refused", None, {"reasons": decision}
+            return decision
+        plan, profile_version, feature_until, requires = decision
+        expires = now + self._context.config.activation_validity
+        counter = car.activation_counter + 1
+        car.activation_counter = counter
+        bundle = self._context.signer.sign(
+            plan,
+            vehicle,
+            freshness=NonceFreshness(request.nonce),
+            activation_counter=counter,
+            feature_until=feature_until,
+            feature_requires=requires,
+            consent=to_json(request.consent) if request.consent else {},  # type: ignore[arg-type]
+            now=now,
+            expires=expires,
+        )
+        withheld = [
+            {"feature": w.feature, "reasons": [r.to_dict() for r in w.reasons]}
+            for w in plan.withheld
+        ]
+        claim.status, claim.bundle, claim.activation_counter = "issued", bundle, counter
+        claim.expires_at = expires
+        claim.outcome = {
+            "features": list(plan.features),
+            "withheld": withheld,
+            "profile_version": profile_version,
+        }
+        return IssuedActivation(
+            request.request_id,
+            request.vin,
+            counter,
+            expires,
+            bundle,
+            plan.features,
+            withheld,
+            profile_version,
+        )
+
+    def _after_conflict(
+        self, request: ActivationRequest, dealer_id: str, digest: str, now: datetime
+    ) -> IssuedActivation | None:
+        """The claim failed: answer a replay, refuse while the car is held, or ask to retry.
+
+        An open activation past its validity is closed as ``expired`` so the retry can claim.
+        """
+        with self._db.transaction() as session:
+            existing = session.get(ActivationRow, request.request_id)
+            if existing is not None:
+                return self._replay(existing, digest, dealer_id)
+            holder = session.scalars(
+                select(ActivationRow).where(ActivationRow.open_vin == request.vin)
+            ).one_or_none()
+            if holder is None:
+                return None  # closed meanwhile: try again
+            if holder.expires_at > now:
+                _log.warning(
+                    "activation_refused",
+                    vin=request.vin,
+                    dealer_id=dealer_id,
+                    code=ProblemCode.ACTIVATION_IN_PROGRESS.value,
+                )
+                raise _in_progress(request.vin)
+            holder.open_vin, holder.status = None, "expired"
+        return None
 
     def _replay(self, row: ActivationRow, digest: str, dealer_id: str) -> IssuedActivation:
         if row.request_digest != digest or row.dealer_id != dealer_id:
@@ -232,34 +289,27 @@ class ActivationService:
             replayed=True,
         )
 
-    def _release(self, request_id: str) -> None:
-        with self._db.transaction() as session:
-            row = session.get(ActivationRow, request_id)
-            if row is not None and row.status == "pending":
-                session.delete(row)
-
     # -- decision ---------------------------------------------------------------------------
 
     def _decide(
-        self, request: ActivationRequest, dealer_id: str, now: datetime
+        self,
+        session: Session,
+        request: ActivationRequest,
+        dealer_id: str,
+        vehicle: Vehicle,
+        now: datetime,
     ) -> (
         list[dict[str, Any]]
-        | tuple[ActivationPlan, int, dict[str, datetime | None], dict[str, frozenset[str]], Any]
+        | tuple[ActivationPlan, int, dict[str, datetime | None], dict[str, frozenset[str]]]
     ):
-        with self._db.sessions() as session:
-            vehicle = load_vehicle(session, request.vin)
-            dealer = get_dealer(session, dealer_id)
-            reasons: list[CloudReason] = []
-            reasons += inventory_reasons(vehicle, request.inventory)
-            reasons += assignment_reasons(vehicle, dealer, market_of_location(dealer))
-            reasons += operator_reason(
-                operator_problem(session, dealer_id, request.operator),
-                request.operator.operator_id,
-                dealer_id,
-            )
-            profile_version, profile = profile_for_dealer(session, dealer)
-            catalog = self._context.catalog.get(session)
-            entitlements = [e for _id, e in entitlements_of(session, request.vin)]
+        dealer, operator = dealer_and_operator(session, dealer_id, request.operator)
+        reasons: list[CloudReason] = []
+        reasons += inventory_reasons(vehicle, request.inventory)
+        reasons += assignment_reasons(vehicle, dealer, market_of_location(dealer))
+        reasons += operator_reason(operator, request.operator.operator_id, dealer_id)
+        profile_version, profile = self._context.profiles.for_dealer(session, dealer)
+        catalog = self._context.catalog.get(session)
+        entitlements = [e for _id, e in entitlements_of(session, request.vin)]
         result = plan_activation(
             vehicle,
             catalog=catalog,
@@ -283,112 +333,59 @@ class ActivationService:
         for code in result.features:
             feature = catalog.feature(code)
             requires[code] = feature.required_option_codes if feature else frozenset()
-        return result, profile_version, until, requires, vehicle
-
-    def _record_refusal(
-        self, request: ActivationRequest, reasons: list[dict[str, Any]], now: datetime
-    ) -> None:
-        with self._db.transaction() as session:
-            row = session.get(ActivationRow, request.request_id)
-            assert row is not None
-            row.status, row.open_vin, row.outcome = "refused", None, {"reasons": reasons}
-        _log.warning(
-            "activation_refused",
-            vin=request.vin,
-            request_id=request.request_id,
-            codes=sorted({r["code"] for r in reasons}),
-            at=now.isoformat(),
-        )
-
-    def _issue(
-        self,
-        request: ActivationRequest,
-        *,
-        plan: ActivationPlan,
-        profile_version: int,
-        feature_until: dict[str, datetime | None],
-        requires: dict[str, frozenset[str]],
-        vehicle: Any,
-        now: datetime,
-    ) -> IssuedActivation:
-        expires = now + self._context.config.activation_validity
-        withheld = [
-            {"feature": w.feature, "reasons": [r.to_dict() for r in w.reasons]}
-            for w in plan.withheld
-        ]
-        with self._db.transaction() as session:
-            car = vehicle_row(session, request.vin, for_update=True)
-            counter = car.activation_counter + 1
-            car.activation_counter = counter
-            bundle = self._context.signer.sign(
-                plan,
-                vehicle,
-                freshness=NonceFreshness(request.nonce),
-                activation_counter=counter,
-                feature_until=feature_until,
-                feature_requires=requires,
-                consent=to_json(request.consent) if request.consent else {},  # type: ignore[arg-type]
-                now=now,
-                expires=expires,
-            )
-            session.execute(
-                update(ActivationRow)
-                .where(ActivationRow.request_id == request.request_id)
-                .values(
-                    status="issued",
-                    bundle=bundle,
-                    activation_counter=counter,
-                    expires_at=expires,
-                    outcome={
-                        "features": list(plan.features),
-                        "withheld": withheld,
-                        "profile_version": profile_version,
-                    },
-                )
-            )
-        _log.info(
-            "activation_issued",
-            vin=request.vin,
-            request_id=request.request_id,
-            counter=counter,
-            features=list(plan.features),
-        )
-        return IssuedActivation(
-            request.request_id,
-            request.vin,
-            counter,
-            expires,
-            bundle,
-            plan.features,
-            withheld,
-            profile_version,
-        )
+        return result, profile_version, until, requires
 
     # -- results ----------------------------------------------------------------------------
 
     def report(self, request_id: str, dealer_id: str, applied: bool) -> str:
-        """The edge reports the car's answer: the car is released for the next activation."""
+        """The edge reports the car's answer: the car is released for the next activation.
+
+        The common case is two statements: close the issued activation (returning its car) and,
+        if applied, move the car from ``at_dealer`` to ``activated``.
+        """
+        status = "applied" if applied else "failed"
         with self._db.transaction() as session:
-            row = session.get(ActivationRow, request_id)
-            if row is None or row.dealer_id != dealer_id:
-                raise CloudProblem(
-                    404,
-                    ProblemCode.ACTIVATION_UNKNOWN,
-                    "Activation unknown",
-                    f"no activation {request_id} of this dealer",
+            vin = session.execute(
+                update(ActivationRow)
+                .where(
+                    ActivationRow.request_id == request_id,
+                    ActivationRow.dealer_id == dealer_id,
+                    ActivationRow.status == "issued",
                 )
-            if row.status in ("applied", "failed"):
-                return row.status
-            if row.status != "issued":
-                raise CloudProblem(
-                    409,
-                    ProblemCode.ACTIVATION_UNKNOWN,
-                    "Activation not issued",
-                    f"activation {request_id} is {row.status}",
-                )
-            row.status, row.open_vin = ("applied" if applied else "failed"), None
+                .values(status=status, open_vin=None)
+                .returning(ActivationRow.vin)
+                .execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
+            if vin is None:
+                return self._not_reportable(session, request_id, dealer_id)
             if applied:
-                car = vehicle_row(session, row.vin, for_update=True)
-                if car.state == LifecycleState.AT_DEALER.value:
-                    car.state = LifecycleState.ACTIVATED.value
+                session.execute(
+                    update(VehicleRow)
+                    .where(
+                        VehicleRow.vin == vin,
+                        VehicleRow.state == LifecycleState.AT_DEALER.value,
+                    )
+                    .values(state=LifecycleState.ACTIVATED.value)
+                    .execution_options(synchronize_session=False)
+                )
+            return status
+
+    @staticmethod
+    def _not_reportable(session: Session, request_id: str, dealer_id: str) -> str:
+        """Why a report closed nothing: unknown, already reported (its status), or not issued."""
+        row = session.get(ActivationRow, request_id)
+        if row is None or row.dealer_id != dealer_id:
+            raise CloudProblem(
+                404,
+                ProblemCode.ACTIVATION_UNKNOWN,
+                "Activation unknown",
+                f"no activation {request_id} of this dealer",
+            )
+        if row.status in ("applied", "failed"):
             return row.status
+        raise CloudProblem(
+            409,
+            ProblemCode.ACTIVATION_UNKNOWN,
+            "Activation not issued",
+            f"activation {request_id} is {row.status}",
+        )

@@ -7,6 +7,7 @@ and the version travels with the activation so an audit knows which rules were a
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -85,14 +86,51 @@ def current_profile(session: Session, market: Market) -> tuple[int, CompliancePr
         .limit(1)
     ).one_or_none()
     if row is None:
-        raise CloudProblem(
-            404,
-            ProblemCode.PROFILE_UNKNOWN,
-            "Compliance profile unknown",
-            f"no compliance profile published for {market.value}",
-        )
+        raise _profile_unknown(market)
     return row.version, from_dict(ComplianceProfile, row.document)
+
+
+def _profile_unknown(market: Market) -> CloudProblem:
+    return CloudProblem(
+        404,
+        ProblemCode.PROFILE_UNKNOWN,
+        "Compliance profile unknown",
+        f"no compliance profile published for {market.value}",
+    )
 
 
 def profile_for_dealer(session: Session, dealer: Dealer) -> tuple[int, ComplianceProfile]:
     return current_profile(session, market_of_location(dealer))
+
+
+class ProfileCache:
+    """Decoded profile versions. A published version never changes (the next publication is a
+    new version), so the newest version is still read from the database on every call and only
+    the decoding of its document is shared."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._decoded: dict[tuple[str, int], ComplianceProfile] = {}
+
+    def current(self, session: Session, market: Market) -> tuple[int, ComplianceProfile]:
+        """The newest published profile of ``market`` (``profile_unknown`` if none)."""
+        row = session.execute(
+            select(ComplianceProfileRow.version, ComplianceProfileRow.document)
+            .where(ComplianceProfileRow.market == market.value)
+            .order_by(ComplianceProfileRow.version.desc())
+            .limit(1)
+        ).one_or_none()
+        if row is None:
+            raise _profile_unknown(market)
+        version, document = row
+        key = (market.value, version)
+        with self._lock:
+            known = self._decoded.get(key)
+        if known is None:
+            known = from_dict(ComplianceProfile, document)
+            with self._lock:
+                self._decoded[key] = known
+        return version, known
+
+    def for_dealer(self, session: Session, dealer: Dealer) -> tuple[int, ComplianceProfile]:
+        return self.current(session, market_of_location(dealer))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, and_, delete, exists, select
 from sqlalchemy.orm import Session
 
 from forecourt.cloud.problems import CloudProblem, ProblemCode
@@ -57,13 +57,17 @@ def upsert_dealer(session: Session, dealer: Dealer) -> None:
 def get_dealer(session: Session, dealer_id: str) -> Dealer:
     row = session.get(DealerRow, dealer_id)
     if row is None:
-        raise CloudProblem(
-            403,
-            ProblemCode.DEALER_UNKNOWN,
-            "Dealer unknown",
-            f"dealer {dealer_id} is not registered",
-        )
+        raise dealer_unknown(dealer_id)
     return dealer_from_row(row)
+
+
+def dealer_unknown(dealer_id: str) -> CloudProblem:
+    return CloudProblem(
+        403,
+        ProblemCode.DEALER_UNKNOWN,
+        "Dealer unknown",
+        f"dealer {dealer_id} is not registered",
+    )
 
 
 def replace_operators(
@@ -105,6 +109,31 @@ def operator_problem(session: Session, dealer_id: str, claim: OperatorClaim) -> 
             DealerOperatorRow.operator_id == claim.operator_id,
         )
     ).one_or_none()
+    return _operator_verdict(row, claim)
+
+
+def dealer_and_operator(
+    session: Session, dealer_id: str, claim: OperatorClaim
+) -> tuple[Dealer, str | None]:
+    """The dealer and :func:`operator_problem` for ``claim``, read in one query."""
+    found = session.execute(
+        select(DealerRow, DealerOperatorRow)
+        .outerjoin(
+            DealerOperatorRow,
+            and_(
+                DealerOperatorRow.dealer_id == DealerRow.dealer_id,
+                DealerOperatorRow.operator_id == claim.operator_id,
+            ),
+        )
+        .where(DealerRow.dealer_id == dealer_id)
+    ).one_or_none()
+    if found is None:
+        raise dealer_unknown(dealer_id)
+    dealer, operator = found
+    return dealer_from_row(dealer), _operator_verdict(operator, claim)
+
+
+def _operator_verdict(row: DealerOperatorRow | None, claim: OperatorClaim) -> str | None:
     if row is None or not row.active:
         return "operator_unknown"
     if row.role != claim.role or row.role not in ACTIVATING_ROLES:
@@ -141,6 +170,29 @@ def revoked_in_registry(session: Session, serial: int) -> bool:
     return row is not None and row.revoked_at is not None
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateStanding:
+    """What the registry says of a dealer certificate: revoked here, and its dealer registered."""
+
+    revoked: bool
+    dealer_registered: bool
+
+
+def certificate_standing(
+    connection: Connection, serial: int, dealer_id: str
+) -> CertificateStanding:
+    """Both registry checks of a client certificate in one statement (read on every request, so
+    a revocation recorded by any replica applies to the next request)."""
+    revoked = (
+        select(DealerCertificateRow.revoked_at)
+        .where(DealerCertificateRow.serial == format(serial, "x"))
+        .scalar_subquery()
+    )
+    registered = exists().where(DealerRow.dealer_id == dealer_id)
+    row = connection.execute(select(revoked, registered)).one()
+    return CertificateStanding(revoked=row[0] is not None, dealer_registered=bool(row[1]))
+
+
 def revoked_serials(session: Session) -> frozenset[int]:
     rows = session.scalars(
         select(DealerCertificateRow.serial).where(DealerCertificateRow.revoked_at.is_not(None))
@@ -150,7 +202,11 @@ def revoked_serials(session: Session) -> frozenset[int]:
 
 __all__ = [
     "ACTIVATING_ROLES",
+    "CertificateStanding",
     "OperatorClaim",
+    "certificate_standing",
+    "dealer_and_operator",
+    "dealer_unknown",
     "get_dealer",
     "operator_problem",
     "record_certificate",

@@ -95,7 +95,23 @@ def vehicle_row(session: Session, vin: str, *, for_update: bool = False) -> Vehi
     return row
 
 
+def load_vehicle_with_row(
+    session: Session, vin: str, *, for_update: bool = False
+) -> tuple[VehicleRow, Vehicle]:
+    """The car's row (locked when asked) and the car with its ECUs, read in one query."""
+    query = (
+        select(VehicleRow, EcuRow)
+        .outerjoin(EcuRow, EcuRow.vin == VehicleRow.vin)
+        .where(VehicleRow.vin == vin)
+    )
+    if for_update:
+        query = query.with_for_update(of=VehicleRow)
+    found = session.execute(query).all()
+    if not found:
+        raise CloudProblem(404, ProblemCode.VEHICLE_UNKNOWN, "Vehicle unknown", f"no vehicle {vin}")
+    row = found[0][0]
+    return row, vehicle_from_rows(row, [ecu for _car, ecu in found if ecu is not None])
+
+
 def load_vehicle(session: Session, vin: str, *, for_update: bool = False) -> Vehicle:
-    row = vehicle_row(session, vin, for_update=for_update)
-    ecus = session.scalars(select(EcuRow).where(EcuRow.vin == vin)).all()
-    return vehicle_from_rows(row, ecus)
+    return load_vehicle_with_row(session, vin, for_update=for_update)[1]
