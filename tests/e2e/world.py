@@ -17,13 +17,13 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from forecourt.cloud.app import create_app
 from forecourt.cloud.server import serve_in_thread
-from forecourt.core import ActivationPlan, LifecycleState, Vehicle, plan_activation
+from forecourt.core import ActivationPlan, LifecycleState, PlanRefusal, Vehicle, plan_activation
 from forecourt.demo.data import ecu_private_keys, package_content
 from forecourt.edge.operators import Role
 from forecourt.edge.wiring import Edge, EdgeSettings, ledger_verifier
@@ -53,13 +53,16 @@ def random_loopback() -> str:
 
 
 class WallClock:
-    """The edge runs on real time; operators' TOTP codes are taken from it too."""
+    """Real time plus an offset the test moves forward (a fresh TOTP step without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
 
     def __call__(self) -> datetime:
-        return datetime.now(UTC)
+        return datetime.now(UTC) + self.offset
 
-    def advance(self, seconds: float) -> None:  # Staff's FakeClock interface; time moves alone
-        return None
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -89,6 +92,13 @@ class CloudStack:
         return verifier_for(self.world.config.ledger_origin, self.ledger_signer).to_vkey()
 
     # -- cars ----------------------------------------------------------------------------------
+
+    def car_for(self, vehicle: Vehicle) -> RunningCar:
+        """The running simulated car of ``vehicle``, started on first use."""
+        for running in self.cars:
+            if running.vehicle.vin == vehicle.vin:
+                return running
+        return self.start_car(vehicle)
 
     def start_car(self, vehicle: Vehicle, faults: FaultPlan | None = None) -> RunningCar:
         cars_dir = self.directory / "cars"
@@ -166,6 +176,32 @@ class CloudStack:
                 return car
         raise AssertionError("no activatable car of that kind in the demo world")
 
+    def refused_with(
+        self, code: str, *, consent: bool, ecus: int | None = None
+    ) -> tuple[Vehicle, tuple[str, ...], list[str]]:
+        """A car at its dealer, one feature the planner refuses for ``code``, and every code
+        the planner gives (a feature needing missing hardware is also not entitled)."""
+        catalog = self.world.demo.catalog
+        for car in self.world.demo.vehicles:
+            if car.state is not LifecycleState.AT_DEALER or car.dealer_id is None:
+                continue
+            if ecus is not None and len(car.ecus) != ecus:
+                continue
+            profile = self.world.demo.profile(car.market)
+            for feature in catalog.features:
+                result = plan_activation(
+                    car,
+                    catalog=catalog,
+                    entitlements=self.world.demo.entitlements,
+                    profile=profile,
+                    requested=(feature.code,),
+                    consent=full_consent(profile.notice_version) if consent else None,
+                    now=NOW,
+                )
+                if isinstance(result, PlanRefusal) and code in {c.value for c in result.codes}:
+                    return car, (feature.code,), sorted(c.value for c in result.codes)
+        raise AssertionError(f"no car and feature refused for {code}")
+
     def consent(self, vehicle: Vehicle) -> ConsentCapture:
         profile = self.world.demo.profile(vehicle.market)
         return ConsentCapture(
@@ -192,6 +228,7 @@ class CloudStack:
             cloud_ledger_vkey=self.ledger_vkey,
             sync_interval=0.2,
             checkpoint_interval=3600.0,
+            clock=WallClock(),
         )
         return dataclasses.replace(settings, **changes)
 
@@ -209,13 +246,17 @@ class CloudStack:
 class People:
     technician: Person
     senior: Person
+    manager: Person
 
 
 def hire(edge: Edge) -> People:
-    staff = Staff(edge.operators, WallClock())  # type: ignore[arg-type]
+    clock = edge.settings.clock
+    assert isinstance(clock, WallClock)
+    staff = Staff(edge.operators, clock)  # type: ignore[arg-type]
     return People(
         staff.hire(Role.TECHNICIAN, edge.settings.dealer_id),
         staff.hire(Role.SENIOR_TECHNICIAN, edge.settings.dealer_id),
+        staff.hire(Role.SERVICE_MANAGER, edge.settings.dealer_id),
     )
 
 
