@@ -19,6 +19,7 @@ States: ``available → used → double_used``; ``available → expired``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +32,7 @@ from forecourt.edge.operators.clock import Clock, system_clock
 from forecourt.edge.outbox import OFFLINE_PACKAGE_USED, enqueue
 from forecourt.logging import get_logger
 from forecourt.store.edge import EdgeOfflinePackage
+from forecourt.trust.model import ACTIVATION_FIELD
 
 _log = get_logger("edge.offline")
 
@@ -164,8 +166,9 @@ class OfflineStock:
         row = self._candidate(session, vin, now)
         if row is None:
             raise NoOfflinePackage(vin)
-        if row.counter <= car_counter:
-            raise OfflinePackageStale(row.id, row.counter, car_counter)
+        bundle_counter = activation_counter_of(row.bundle, default=row.counter)
+        if bundle_counter <= car_counter:
+            raise OfflinePackageStale(row.id, bundle_counter, car_counter)
         moved = session.execute(
             update(EdgeOfflinePackage)
             .where(
@@ -267,3 +270,17 @@ class OfflineStock:
             .order_by(EdgeOfflinePackage.counter)
             .limit(1)
         ).scalar_one_or_none()
+
+
+def activation_counter_of(bundle: bytes, *, default: int) -> int:
+    """The activation counter a signed bundle carries (what the car compares with FD01).
+
+    The package's own counter is the car's *offline* counter, a different sequence; a car
+    activated online since the package was issued has moved its activation counter, not its
+    offline one. Unsigned test bundles carry no activation block: ``default`` is used then.
+    """
+    try:
+        signed = json.loads(bundle)["director"]["targets"]["signed"]
+        return int(signed[ACTIVATION_FIELD]["activation_counter"])
+    except (ValueError, KeyError, TypeError):
+        return default

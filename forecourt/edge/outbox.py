@@ -146,6 +146,24 @@ class OutboxDispatcher:
             if report.retried or (report.sent + report.duplicates + report.dead) == 0:
                 return total
 
+    def retry_now(self) -> int:
+        """Make every pending message due now (the link is back: do not wait out the backoff).
+
+        Returns how many were rescheduled."""
+        now = self._clock()
+        with self._sessions.begin() as s:
+            return int(
+                s.execute(
+                    update(EdgeOutboxMessage)
+                    .where(
+                        EdgeOutboxMessage.sent_at.is_(None),
+                        EdgeOutboxMessage.dead_at.is_(None),
+                        EdgeOutboxMessage.next_attempt_at > now,
+                    )
+                    .values(next_attempt_at=now)
+                ).rowcount  # type: ignore[attr-defined]
+            )
+
     def pending_count(self) -> int:
         with self._sessions() as s:
             return int(

@@ -65,17 +65,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from forecourt.blobs import ResumableDownloader
 from forecourt.edge.audit import EdgeAudit
 from forecourt.edge.cache import PackageCache
-from forecourt.edge.cloud_client import CloudError, HttpCloudClient, MutualTls
+from forecourt.edge.cloud_client import CloudError, HttpCloudClient, MutualTls, PackageRef
 from forecourt.edge.link.connector import ConnectorSettings, DoipCarConnector
 from forecourt.edge.link.doip import LinkConfig
 from forecourt.edge.link.protocol import DealerCredentials
-from forecourt.edge.offline import OfflineStock
+from forecourt.edge.offline import OfflineStock, PackageState
 from forecourt.edge.operators import OperatorService, ReviewService
 from forecourt.edge.outbox import LEDGER_CHECKPOINT, DrainReport, OutboxDispatcher
 from forecourt.edge.workflow import (
     ActivationService,
     CachedPackages,
     Dependencies,
+    PackageUnavailable,
     ProgressHub,
     WorkflowSettings,
     WorkflowStore,
@@ -85,7 +86,7 @@ from forecourt.ledger.checkpoint import NoteVerifier, SoftwareNoteSigner, verifi
 from forecourt.ledger.log import TransparencyLog
 from forecourt.ledger.repository import MerkleLogStore
 from forecourt.logging import get_logger
-from forecourt.store.edge import EdgeOperator
+from forecourt.store.edge import EdgeOfflinePackage, EdgeOperator
 from forecourt.store.engine import EDGE_BRANCHES, create_engine_for, migrate, session_factory
 from forecourt.trust import CertificatePurpose, ecu_identity, verify_chain
 from forecourt.trust.errors import CertificateError, ManifestInventoryMismatch
@@ -190,7 +191,10 @@ class Edge:
     # -- what the loop does (callable directly: tests, the CLI's "sync now") --------------------
 
     def sync_operators(self, *, force: bool = False) -> bool:
-        """Push the active operators to the cloud when the list changed; True when pushed."""
+        """Push the active operators to the cloud when the list changed; True when pushed.
+
+        The first success after a failure means the link is back: the outbox's backed-off
+        messages are made due at once, so reconciliation does not wait out the backoff."""
         operators = self._operator_claims()
         digest = hashlib.sha256(repr(operators).encode()).hexdigest()
         if digest == self._operators_digest and not force:
@@ -199,17 +203,37 @@ class Edge:
             self.cloud.sync_operators(operators)
         except CloudError as exc:
             _log.warning("operators_not_synced", error=str(exc))
+            self._operators_digest = None  # push again, and retry the outbox, once it is back
             return False
+        if self._operators_digest is None:
+            self.outbox.retry_now()
         self._operators_digest = digest
         _log.info("operators_synced", count=len(operators))
         return True
 
     def refill_offline_stock(self) -> int:
+        """Pull offline packages and fetch the images they name into the package cache now,
+        while the link is up: an offline activation cannot download anything."""
         try:
-            return self.offline.refill(self.cloud)
+            added = self.offline.refill(self.cloud)
         except CloudError as exc:
             _log.warning("offline_stock_not_refilled", error=str(exc))
             return 0
+        packages = CachedPackages(self.cache)
+        with self.sessions() as s:
+            refs = s.execute(
+                select(EdgeOfflinePackage.packages).where(
+                    EdgeOfflinePackage.dealer_id == self.settings.dealer_id,
+                    EdgeOfflinePackage.state == PackageState.AVAILABLE.value,
+                )
+            ).scalars()
+            wanted = {PackageRef.from_dict(p) for listed in refs for p in listed}
+        for ref in sorted(wanted, key=lambda r: r.sha256):
+            try:
+                packages.ensure(ref)
+            except PackageUnavailable as exc:
+                _log.warning("offline_image_not_cached", sha256=ref.sha256, error=str(exc))
+        return added
 
     def queue_checkpoint(self) -> bool:
         """Queue a checkpoint of the edge log for anchoring if it grew since the last one."""
