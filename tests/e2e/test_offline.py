@@ -66,8 +66,8 @@ def test_offline_activation_is_reconciled_once_and_a_copied_package_is_a_double_
         report = edge.sync_now()
         assert report.sent > 0 and report.dead == 0 and not report.double_uses
         assert edge.outbox.pending_count() == 0
-        held = [p.state for p in edge.offline.stock() if p.vin == car.vin]
-        assert held == [PackageState.USED]
+        held = {p.package_id: p.state for p in edge.offline.stock()}
+        assert held[stocked[0].package_id] is PackageState.USED
     package_id = stocked[0].package_id
     assert _uses(stack, package_id) == 1  # reported once, however often the push was retried
     assert OfflineService(stack.world.context).double_uses() == []
