@@ -11,6 +11,7 @@ and re-verifies it anyway (purpose, CRL, registry revocations) at its own clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import threading
@@ -119,10 +120,30 @@ class ThreadedServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.started_event = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         await super().startup(sockets)
         self.started_event.set()
+
+    async def main_loop(self) -> None:
+        """uvicorn's once-per-0.1 s tick, woken at once by :meth:`stop` instead of polling."""
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            assert self._wake is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
+
+    def stop(self) -> None:
+        """Ask the server to shut down, from any thread."""
+        self.should_exit = True
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
 
 @contextmanager
@@ -149,6 +170,6 @@ def serve_in_thread(
             raise RuntimeError("cloud server did not start")
         yield f"https://{host}:{port}"
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(timeout=20)
         sock.close()
