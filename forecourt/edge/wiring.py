@@ -151,6 +151,7 @@ class Edge:
     cloud: HttpCloudClient
     cache: PackageCache
     hub: ProgressHub
+    connector: DoipCarConnector
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _operators_digest: str | None = None
@@ -352,6 +353,7 @@ def build_edge(settings: EdgeSettings) -> Edge:
         cloud=cloud,
         cache=cache,
         hub=hub,
+        connector=connector,
     )
 
 

@@ -49,7 +49,7 @@ from forecourt.edge.link.errors import (
     VehicleNotFound,
     VehicleUnreachable,
 )
-from forecourt.edge.link.model import GATEWAY
+from forecourt.edge.link.model import GATEWAY, TransferReceipt
 from forecourt.edge.link.model import EcuIdentity as LinkEcuIdentity
 from forecourt.edge.link.protocol import DealerCredentials
 from forecourt.edge.workflow.ports import (
@@ -88,6 +88,8 @@ class DoipCarConnector:
             raise ValueError("at least one car address (or a broadcast address) is needed")
         self._settings = settings
         self._credentials = credentials
+        self.receipts: list[TransferReceipt] = []
+        """Every completed transfer (bytes sent, where it resumed): the wire cost, for audit."""
 
     def discover(self, vin: str) -> str:
         link = DoipVehicleLink(self._settings.link)
@@ -104,7 +106,9 @@ class DoipCarConnector:
             vehicle = link.discover(addresses=(address,))
         except VehicleNotFound as exc:
             raise CarUnreachable(address, str(exc)) from exc
-        session = DoipCarSession(link, vehicle.address, self._credentials, self._settings)
+        session = DoipCarSession(
+            link, vehicle.address, self._credentials, self._settings, self.receipts.append
+        )
         try:
             session.call(link.read_status)  # opens TCP, routing activation
         except LinkError:
@@ -167,8 +171,10 @@ class DoipCarSession:
         address: str,
         credentials: DealerCredentials,
         settings: ConnectorSettings,
+        on_receipt: Callable[[TransferReceipt], None] = lambda _r: None,
     ) -> None:
         self.link = link
+        self._on_receipt = on_receipt
         self.lock = threading.RLock()
         self._address = address
         self._credentials = credentials
@@ -222,7 +228,8 @@ class DoipCarSession:
             progress(position)
 
         with _as_source(source) as data:
-            self.call(lambda: self.link.transfer(GATEWAY, name, data, each_block))
+            receipt = self.call(lambda: self.link.transfer(GATEWAY, name, data, each_block))
+        self._on_receipt(receipt)
 
     def apply(self) -> ApplyOutcome:
         outcome = self.call(lambda: self.link.apply(GATEWAY, self._settings.bundle_file))
