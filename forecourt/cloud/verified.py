@@ -65,6 +65,10 @@ class VerifiedDealerCache:
         self._crl: x509.CertificateRevocationList | None = None
         self._crl_fingerprint = b""
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
     def verify(
         self,
         pems: Sequence[str],

@@ -64,6 +64,18 @@ def test_certificate_revoked_on_the_crl_is_refused(world: CloudWorld, clients: C
     assert response.json()["code"] == "client_certificate_revoked"
 
 
+def test_crl_published_after_use_refuses_the_next_request_on_the_same_connection(
+    world: CloudWorld, clients: Clients
+) -> None:
+    edge = clients.dealer("DE-MUC-01")
+    assert edge.get("/v1/features").status_code == 200
+    world.pki.revoke(world.dealer_certs["DE-MUC-01"].cert.serial_number, NOW)
+    world.pki.publish_crl(NOW)
+    refused = edge.get("/v1/features")
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "client_certificate_revoked"
+
+
 def test_certificate_revoked_in_the_registry_is_refused(
     world: CloudWorld, clients: Clients
 ) -> None:
@@ -71,7 +83,7 @@ def test_certificate_revoked_in_the_registry_is_refused(
     assert edge.get("/v1/features").status_code == 200
     with world.context.db.transaction() as session:
         revoke_certificate(session, world.dealer_certs["DE-MUC-01"].cert.serial_number, NOW, "key")
-    refused = clients.dealer("DE-MUC-01").get("/v1/features")
+    refused = edge.get("/v1/features")
     assert refused.status_code == 401
     assert refused.json()["code"] == "client_certificate_revoked"
 
