@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, cast
 
 from forecourt.core.errors import VinError
 
@@ -180,6 +180,8 @@ class Vin:
         computed check digit is refused; pass ``False`` to accept it and read ``check_digit_valid``
         (for instance to report what a car answered to DID F190).
         """
+        if not isinstance(cast(object, text), str):  # JSON and wire values arrive untyped
+            raise VinError(repr(text)[:40], None, f"must be text, got {type(text).__name__}")
         vin = cls(text.strip().upper())
         if verify_check_digit and vin.check_digit_mandatory and not vin.check_digit_valid:
             raise VinError(
