@@ -11,6 +11,8 @@ Usage: .venv/bin/python bench/bench_cloud.py [--quick] [--concurrency N]
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import multiprocessing
 import statistics
 import sys
@@ -22,10 +24,10 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 import psycopg
 
 from forecourt.core import ActivationPlan, LifecycleState, plan_activation
@@ -115,7 +117,8 @@ def drive(load: Load) -> tuple[int, float, list[float]]:
     """Run in its own process: ``workers`` keep-alive clients, each on its own cars.
 
     Returns (authorisations, seconds measured, latencies). A separate process keeps the
-    clients' Python work off the server's interpreter lock.
+    clients' Python work off the server's interpreter lock; the standard library's HTTP client
+    (one kept-alive connection per worker and dealer) keeps that work small on a shared machine.
     """
     from forecourt.trust.tls import client_ssl_context
 
@@ -127,31 +130,39 @@ def drive(load: Load) -> tuple[int, float, list[float]]:
         d: client_ssl_context(Path(c), Path(k), Path(a)) for d, (c, k, a) in load.tls.items()
     }
 
+    host, port = urlsplit(load.base).hostname or "", urlsplit(load.base).port or 443
+
+    def post(conn: http.client.HTTPSConnection, path: str, body: object) -> tuple[int, bytes]:
+        conn.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()  # read fully: the connection is kept alive
+
     def work(index: int) -> int:
         mine = load.bodies[index :: load.workers]
-        clients = {
-            d: httpx.Client(base_url=load.base, verify=ctx, timeout=30)
+        conns = {
+            d: http.client.HTTPSConnection(host, port, context=ctx, timeout=30)
             for d, ctx in contexts.items()
         }
-        for client in clients.values():  # handshakes happen before the clock starts
-            client.get("/v1/features")
+        for conn in conns.values():  # handshakes happen before the clock starts
+            conn.request("GET", "/v1/features")
+            conn.getresponse().read()
         ready.wait()
         done = 0
         while not stop.is_set():
             dealer, template = mine[done % len(mine)]
-            client = clients[dealer]
+            conn = conns[dealer]
             body = {**template, "request_id": uuid.uuid4().hex, "nonce": uuid.uuid4().hex}
             began = time.perf_counter()
-            response = client.post("/v1/activations", json=body)
+            status, text = post(conn, "/v1/activations", body)
             elapsed = time.perf_counter() - began
-            if response.status_code != 201:
-                raise SystemExit(f"unexpected {response.status_code}: {response.text}")
+            if status != 201:
+                raise SystemExit(f"unexpected {status}: {text.decode(errors='replace')}")
             with lock:
                 latencies.append(elapsed)
-            client.post(f"/v1/activations/{body['request_id']}/report", json={"outcome": "applied"})
+            post(conn, f"/v1/activations/{body['request_id']}/report", {"outcome": "applied"})
             done += 1
-        for client in clients.values():
-            client.close()
+        for conn in conns.values():
+            conn.close()
         return done
 
     with ThreadPoolExecutor(load.workers) as pool:
