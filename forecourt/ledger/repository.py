@@ -1,67 +1,78 @@
 """The Merkle log on SQLite or PostgreSQL: batched appends, O(log n) roots and proofs.
 
-Leaf ``i`` is ``uint64be(i) || payload``: the position is inside what is hashed, so an entry moved,
-inserted or deleted no longer matches its own leaf, and verification names the index.
+Layout and the rows a proof needs are in :mod:`forecourt.ledger.layout`; the hot statements in
+:mod:`forecourt.ledger.sqlrows`. On append the store writes each leaf's hash with its entry and the
+hash of every complete subtree that the batch completes at an even level >= 2. Appenders are
+serialised by the ``ledger_head`` row, which each append updates first (``RETURNING`` the size),
+so two processes (or cloud replicas) never both take index ``n``.
 
-On append the store writes each leaf's hash with its entry and the hash of every complete
-subtree that the batch completes at an even level >= 2 (``ledger_nodes``). A root or proof is then
-the fold of at most ~2·log2(n) stored hashes, read in two queries. Appenders are serialised by
-locking the single ``ledger_head`` row, so two processes (or cloud replicas) never both take
-index ``n``.
+Two facts of an append-only log keep proof serving to one statement without stale answers:
+
+* a complete subtree's hash never changes, so the top of the tree is cached in memory
+  (:class:`~forecourt.ledger.layout.SubtreeCache`) with no invalidation;
+* the size only grows, so once the head was seen at ``n`` any tree size ``<= n`` is known to
+  exist; a larger size is checked against the head *in the same statement* that reads the hashes.
+  (Invalidating a cached head "on append" would be wrong: other processes append too.)
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    and_,
-    bindparam,
-    delete,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Engine, and_, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from forecourt.ledger.checkpoint import SignedCheckpoint
 from forecourt.ledger.errors import ProofError
+from forecourt.ledger.layout import (
+    STRIDE,
+    Frontier,
+    SubtreeCache,
+    entry_leaf_hash,
+    fold_stored,
+    leaf_input,
+    new_node_rows,
+    pending_nodes,
+    stored_rows,
+)
 from forecourt.ledger.merkle import (
     ConsistencyProof,
     InclusionProof,
     NodeId,
     build_consistency_proof,
     build_inclusion_proof,
-    leaf_hash,
-    node_hash,
     root_at,
+)
+from forecourt.ledger.sqlrows import (
+    ReadConnections,
+    advance_head,
+    copy_rows,
+    fetch_rows,
+    insert_rows,
 )
 from forecourt.store.ledger import (
     LedgerCheckpoint,
     LedgerEntry,
-    LedgerHead,
     LedgerNode,
     LedgerSalt,
 )
 
-#: Levels kept in ``ledger_nodes`` are multiples of this (odd levels are recomputed).
-STRIDE = 2
+__all__ = [
+    "STRIDE",
+    "MerkleLogStore",
+    "StoredEntry",
+    "entry_leaf_hash",
+    "leaf_input",
+    "new_node_rows",
+    "pending_nodes",
+]
 
-
-def leaf_input(index: int, payload: bytes) -> bytes:
-    """The bytes hashed for leaf ``index``: ``uint64be(index) || payload``."""
-    return struct.pack(">Q", index) + payload
-
-
-def entry_leaf_hash(index: int, payload: bytes) -> bytes:
-    return leaf_hash(leaf_input(index, payload))
+#: Rows per statement when bulk loading (bounded memory, large enough to amortise round trips).
+BULK_CHUNK = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,67 +82,24 @@ class StoredEntry:
     leaf_hash: bytes
 
 
-def _parents(hashes: Sequence[bytes]) -> list[bytes]:
-    """Level+2 hashes of each complete group of four level hashes."""
-    return [
-        node_hash(node_hash(hashes[i], hashes[i + 1]), node_hash(hashes[i + 2], hashes[i + 3]))
-        for i in range(0, len(hashes) - 3, 4)
-    ]
-
-
-def new_node_rows(
-    size: int, new_leaf_hashes: Sequence[bytes], pending: dict[NodeId, bytes]
-) -> list[tuple[int, int, bytes]]:
-    """The ``(level, index, hash)`` rows that appending ``new_leaf_hashes`` at ``size`` completes.
-
-    ``pending`` holds the existing hashes of the incomplete group of four at each stored level
-    (see :func:`pending_nodes`).
-    """
-    rows: list[tuple[int, int, bytes]] = []
-    level, old_count, fresh = 0, size, list(new_leaf_hashes)
-    while fresh:
-        group_start = old_count - old_count % 4
-        seq = [pending[(level, i)] for i in range(group_start, old_count)] + fresh
-        parents = _parents(seq)
-        first_parent = group_start // 4
-        rows.extend((level + STRIDE, first_parent + j, h) for j, h in enumerate(parents))
-        level, old_count, fresh = level + STRIDE, old_count // 4, parents
-    return rows
-
-
-def pending_nodes(size: int) -> list[NodeId]:
-    """Stored nodes of the incomplete group of four at each stored level, for a log of ``size``."""
-    out: list[NodeId] = []
-    level, count = 0, size
-    while count:
-        out.extend((level, i) for i in range(count - count % 4, count))
-        level, count = level + STRIDE, count // 4
-    return out
-
-
-_LEAVES_SQL = text("SELECT idx, leaf_hash FROM ledger_entries WHERE idx IN :ids").bindparams(
-    bindparam("ids", expanding=True)
-)
-_NODES_SQL = text(
-    "SELECT level, idx, hash FROM ledger_nodes WHERE level IN :levels AND idx IN :ids"
-).bindparams(bindparam("levels", expanding=True), bindparam("ids", expanding=True))
-# PostgreSQL: leaves and exact (level, idx) node pairs in one round trip, one index probe each.
-_READ_SQL_PG = text(
-    "SELECT 0 AS level, e.idx, e.leaf_hash FROM ledger_entries AS e "
-    "WHERE e.idx = ANY(CAST(:leaf_ids AS bigint[])) "
-    "UNION ALL "
-    "SELECT n.level, n.idx, n.hash FROM ledger_nodes AS n "
-    "JOIN unnest(CAST(:levels AS smallint[]), CAST(:ids AS bigint[])) AS k(level, idx) "
-    "ON n.level = k.level AND n.idx = k.idx"
-)
-_SIZE_SQL = text("SELECT size FROM ledger_head WHERE id = 1")
-
-
 class MerkleLogStore:
-    """One append-only log in one database. There is no update and no delete."""
+    """One append-only log in one database. There is no update and no delete.
 
-    def __init__(self, engine: Engine) -> None:
+    On PostgreSQL the store keeps up to ``read_connections`` connections of its own for proof
+    serving (see :class:`~forecourt.ledger.sqlrows.ReadConnections`); :meth:`close` releases them
+    (they are also closed when the store is garbage collected).
+    """
+
+    def __init__(self, engine: Engine, *, read_connections: int = 4) -> None:
         self.engine = engine
+        self._dialect = engine.dialect.name
+        self._reads = ReadConnections(engine, keep=read_connections)
+        self._top = SubtreeCache()
+        self._known_size = 0
+        weakref.finalize(self, ReadConnections.close, self._reads)
+
+    def close(self) -> None:
+        self._reads.close()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -145,102 +113,117 @@ class MerkleLogStore:
         together)."""
         if not payloads:
             return []
-        # Writing the head row first takes the write lock on both backends before we read.
-        session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(size=LedgerHead.size))
-        size = session.execute(select(LedgerHead.size).where(LedgerHead.id == 1)).scalar_one()
-        hashes = [entry_leaf_hash(size + i, p) for i, p in enumerate(payloads)]
-        pending = dict(
-            zip(
-                pending_nodes(size),
-                self._read(session.connection(), pending_nodes(size)),
-                strict=True,
-            )
-        )
-        rows = new_node_rows(size, hashes, pending)
-        session.execute(
-            insert(LedgerEntry),
-            [
-                {"idx": size + i, "leaf_hash": h, "payload": p}
-                for i, (h, p) in enumerate(zip(hashes, payloads, strict=True))
-            ],
-        )
-        if rows:
-            session.execute(
-                insert(LedgerNode), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in rows]
-            )
-        session.execute(
-            update(LedgerHead).where(LedgerHead.id == 1).values(size=size + len(payloads))
-        )
+        cursor = session.connection().connection.cursor()
+        size = advance_head(cursor, self._dialect, len(payloads))
+        frontier = Frontier(size, self._fetch_nodes(cursor, pending_nodes(size)))
+        hashes, rows = frontier.extend(payloads)
+        entries = [(size + i, h, p) for i, (h, p) in enumerate(zip(hashes, payloads, strict=True))]
+        insert_rows(cursor, self._dialect, entries, rows)
         return list(range(size, size + len(payloads)))
+
+    def bulk_load(self, payloads: Iterable[bytes], chunk: int = BULK_CHUNK) -> int:
+        """Append many payloads in **one** transaction (an import, a benchmark's tree).
+
+        Writes exactly the rows :meth:`append` would, but carries the tree's frontier in memory
+        between chunks instead of reading it back, and on PostgreSQL streams rows with ``COPY``.
+        Holds the head's lock throughout, so other appenders wait. Returns the new size.
+        """
+        with Session(self.engine) as session, session.begin():
+            cursor = session.connection().connection.cursor()
+            size = advance_head(cursor, self._dialect, 0)
+            frontier = Frontier(size, self._fetch_nodes(cursor, pending_nodes(size)))
+            batch: list[bytes] = []
+            for payload in payloads:
+                batch.append(payload)
+                if len(batch) == chunk:
+                    self._bulk_write(cursor, frontier, batch)
+                    batch = []
+            if batch:
+                self._bulk_write(cursor, frontier, batch)
+            advance_head(cursor, self._dialect, frontier.size - size)
+        return frontier.size
+
+    def _bulk_write(self, cursor: Any, frontier: Frontier, batch: Sequence[bytes]) -> None:
+        start = frontier.size
+        hashes, rows = frontier.extend(batch)
+        entries = [(start + i, h, p) for i, (h, p) in enumerate(zip(hashes, batch, strict=True))]
+        if self._dialect == "postgresql":
+            copy_rows(cursor, entries, rows)
+        else:
+            insert_rows(cursor, self._dialect, entries, rows)
 
     # -- reading -------------------------------------------------------------------------------
 
     def size(self) -> int:
-        with Session(self.engine) as session:
-            return int(
-                session.execute(select(LedgerHead.size).where(LedgerHead.id == 1)).scalar_one()
-            )
+        return self._reads.run(lambda cur: self._tree_size(cur, None))
 
-    def _read(self, conn: Connection, nodes: Sequence[NodeId]) -> list[bytes]:
-        """Hashes of complete subtrees, from leaves and even-level rows (one or two queries)."""
-        need_leaf: set[int] = set()
-        need_node: set[tuple[int, int]] = set()
-        for level, idx in nodes:
-            base = level - level % STRIDE
-            span = 1 << (level - base)
-            for child in range(idx * span, idx * span + span):
-                (need_leaf.add(child) if base == 0 else need_node.add((base, child)))
-        found: dict[NodeId, bytes] = {}
-        if conn.dialect.name == "postgresql":
-            pairs = sorted(need_node)
-            params = {
-                "leaf_ids": sorted(need_leaf),
-                "levels": [lv for lv, _ in pairs],
-                "ids": [i for _, i in pairs],
-            }
-            found.update(((lv, i), h) for lv, i, h in conn.execute(_READ_SQL_PG, params))
-        else:
-            if need_leaf:
-                rows = conn.execute(_LEAVES_SQL, {"ids": sorted(need_leaf)})
-                found.update(((0, i), h) for i, h in rows)
-            if need_node:
-                # A superset (every level x every index) read through the primary key in one
-                # statement; cheaper than building one expression per level per proof.
-                levels = sorted({lv for lv, _ in need_node})
-                ids = sorted({i for _, i in need_node})
-                rows2 = conn.execute(_NODES_SQL, {"levels": levels, "ids": ids})
-                found.update(((lv, i), h) for lv, i, h in rows2 if (lv, i) in need_node)
-        out: list[bytes] = []
-        for level, idx in nodes:
-            base = level - level % STRIDE
-            span = 1 << (level - base)
-            try:
-                row = [found[(base, c)] for c in range(idx * span, idx * span + span)]
-            except KeyError as exc:
-                raise ProofError(f"stored tree lacks subtree {exc.args[0]}") from exc
-            while len(row) > 1:
-                row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
-            out.append(row[0])
+    def _fetch_nodes(
+        self, cursor: Any, nodes: Sequence[NodeId], tree_size: int | None = None
+    ) -> dict[NodeId, bytes]:
+        """Hashes of complete subtrees ``nodes`` in one statement (none if all are cached).
+
+        With ``tree_size`` beyond the size known to exist, the same statement reads the head and
+        a tree larger than the log is refused before any missing row is reported.
+        """
+        out: dict[NodeId, bytes] = {}
+        missing: list[NodeId] = []
+        for node in nodes:
+            hit = self._top.get(node)
+            if hit is None:
+                missing.append(node)
+            else:
+                out[node] = hit
+        check = tree_size is not None and tree_size > self._known_size
+        if not missing and not check:
+            return out
+        leaves, rows = stored_rows(missing)
+        head, found = fetch_rows(
+            cursor, self._dialect, sorted(leaves), sorted(rows), with_head=check
+        )
+        if check:
+            if head is None:
+                raise ProofError("the ledger has no head row: is the database migrated?")
+            self._known_size = max(self._known_size, head)
+            if tree_size is not None and tree_size > head:
+                raise ProofError(f"tree size {tree_size} is beyond the log's size {head}")
+        for node in missing:
+            out[node] = value = fold_stored(node, found)
+            self._top.put(node, value)
         return out
 
-    def _checked_size(self, conn: Connection, size: int | None) -> int:
-        current = int(conn.execute(_SIZE_SQL).scalar_one())
+    def _reader(self, cursor: Any, tree_size: int) -> Any:
+        def read(nodes: Sequence[NodeId]) -> list[bytes]:
+            found = self._fetch_nodes(cursor, nodes, tree_size)
+            return [found[node] for node in nodes]
+
+        return read
+
+    def _tree_size(self, cursor: Any, size: int | None) -> int:
         if size is None:
-            return current
-        if not 0 <= size <= current:
-            raise ProofError(f"tree size {size} is beyond the log's size {current}")
+            head = fetch_rows(cursor, self._dialect, (), (), with_head=True)[0]
+            if head is None:
+                raise ProofError("the ledger has no head row: is the database migrated?")
+            self._known_size = max(self._known_size, head)
+            return head
+        if size < 0:
+            raise ProofError(f"tree size {size} is negative")
         return size
 
     def root(self, size: int | None = None) -> tuple[int, bytes]:
         """``(size, MTH(D[size]))``; the current size when ``size`` is None."""
-        with self.engine.connect() as conn:
-            n = self._checked_size(conn, size)
-            return n, root_at(n, lambda nodes: self._read(conn, nodes))
+
+        def work(cur: Any) -> tuple[int, bytes]:
+            n = self._tree_size(cur, size)
+            return n, root_at(n, self._reader(cur, n))
+
+        return self._reads.run(work)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
-        with self.engine.connect() as conn:
-            n = self._checked_size(conn, size)
-            return build_inclusion_proof(index, n, lambda nodes: self._read(conn, nodes))
+        def work(cur: Any) -> InclusionProof:
+            n = self._tree_size(cur, size)
+            return build_inclusion_proof(index, n, self._reader(cur, n))
+
+        return self._reads.run(work)
 
     def index_of(self, leaf_hash_value: bytes) -> int:
         with Session(self.engine) as session:
@@ -252,9 +235,11 @@ class MerkleLogStore:
         return int(idx)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
-        with self.engine.connect() as conn:
-            n = self._checked_size(conn, size2)
-            return build_consistency_proof(size1, n, lambda nodes: self._read(conn, nodes))
+        def work(cur: Any) -> ConsistencyProof:
+            n = self._tree_size(cur, size2)
+            return build_consistency_proof(size1, n, self._reader(cur, n))
+
+        return self._reads.run(work)
 
     def entries(self, start: int, end: int) -> list[StoredEntry]:
         """Entries ``[start, end)`` as stored (no check: verification is the reader's job)."""
