@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -261,19 +262,30 @@ def load_certificate(data: bytes | x509.Certificate) -> x509.Certificate:
         )
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+            certificate = x509.load_pem_x509_certificate(data)
+        else:
+            certificate = x509.load_der_x509_certificate(data)
+        # cryptography decodes names, extensions and the key lazily: decode them here, so a
+        # malformed one is this refusal and not a ValueError out of a later check.
+        _ = (certificate.subject, certificate.issuer, certificate.extensions)
+        certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise CertificateFormatError("not an X.509 certificate") from exc
+    return certificate
 
 
 def load_crl(data: bytes) -> x509.CertificateRevocationList:
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError as exc:
+            crl = x509.load_pem_x509_crl(data)
+        else:
+            crl = x509.load_der_x509_crl(data)
+        _ = (crl.issuer, crl.extensions)  # decoded lazily: refuse a malformed one here
+        for revoked in crl:
+            _ = revoked.extensions
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise CertificateFormatError("not an X.509 CRL") from exc
+    return crl
 
 
 def _attribute(name: x509.Name, oid: x509.ObjectIdentifier, what: str) -> str:
