@@ -38,6 +38,7 @@ SIG_ED25519 = 0x01
 SIG_COSIGNATURE_V1 = 0x04
 _DASH = "\u2014"
 _MAX_SIGNATURES = 100
+_MAX_SIZE_DIGITS = 20  # a tree size is an unsigned 64-bit number (C2SP tlog-checkpoint)
 
 
 class NoteSigner(Protocol):
@@ -157,11 +158,15 @@ class Checkpoint:
         if len(lines) < 3 or any(not line for line in lines):
             raise NoteError("checkpoint needs origin, size and root hash lines, none empty")
         origin, size_text, root_text, *ext = lines
-        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        if (
+            not (size_text.isascii() and size_text.isdigit())  # "²".isdigit() is true
+            or len(size_text) > _MAX_SIZE_DIGITS
+            or (size_text != "0" and size_text.startswith("0"))
+        ):
             raise NoteError(f"checkpoint size {size_text!r} is not a decimal number")
         try:
             root = base64.b64decode(root_text, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a non-ASCII character
             raise NoteError(f"checkpoint root hash is not base64: {exc}") from exc
         return cls(origin, int(size_text), root, tuple(ext))
 
@@ -192,7 +197,7 @@ class SignedNote:
             _check_name(parts[1])
             try:
                 blob = base64.b64decode(parts[2], validate=True)
-            except binascii.Error as exc:
+            except ValueError as exc:  # binascii.Error, or a non-ASCII character
                 raise NoteError(f"signature of {parts[1]!r} is not base64") from exc
             if len(blob) < 5:
                 raise NoteError(f"signature of {parts[1]!r} is too short")

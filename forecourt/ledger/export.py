@@ -43,12 +43,12 @@ class Export:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
+    with path.open("rb") as f:
         for n, line in enumerate(f, start=1):
             try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise ExportFormatError(f"{path}:{n}: not JSON: {exc}") from exc
+                obj = json.loads(line.decode("utf-8"))
+            except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
+                raise ExportFormatError(f"{path}:{n}: not UTF-8 JSON: {exc}") from exc
             if not isinstance(obj, dict):
                 raise ExportFormatError(f"{path}:{n}: not a JSON object")
             yield n, obj

@@ -142,10 +142,18 @@ def _check_extends(
 
 
 Submit = Callable[[str, ConsistencyProof | None], Receipt]
+ProveConsistency = Callable[[int, int], ConsistencyProof]
+"""``(size1, size2) -> PROOF(size1, D[size2])`` from the cloud log (its ``/proof/consistency``)."""
 
 
 class EdgeAnchor:
-    """The edge's side: issue a checkpoint, submit it with a consistency proof, keep the receipt."""
+    """The edge's side: issue a checkpoint, submit it with a consistency proof, keep the receipt.
+
+    A receipt proves the cloud logged our checkpoint under *one* signed cloud checkpoint. That is
+    only worth keeping if the cloud log later still contains it: :meth:`recheck` proves that a
+    kept receipt's cloud checkpoint is a prefix of a newer one, so a cloud that rewrote or forked
+    its log (showing us one history and others another) is caught by the next recheck.
+    """
 
     def __init__(self, log: TransparencyLog, cloud: NoteVerifier) -> None:
         self.log = log
@@ -176,6 +184,75 @@ class EdgeAnchor:
                 )
             )
         return receipt
+
+    def recheck(
+        self,
+        newer_cloud_checkpoint: str,
+        consistency_proof: ConsistencyProof,
+        receipt: Receipt | None = None,
+    ) -> Receipt:
+        """Prove that a kept receipt still stands under a newer signed cloud checkpoint.
+
+        ``receipt`` defaults to the newest kept receipt whose cloud checkpoint has
+        ``consistency_proof.size1`` entries. Checks the newer checkpoint's signature, the receipt
+        itself, and that the newer tree extends the receipt's (RFC 9162 consistency); a smaller
+        size is a rollback, the same size with another root or a proof that fails is a fork.
+        Raises :class:`NoteError`, :class:`ProofError` or :class:`ConsistencyError`; a refusal
+        is logged and changes nothing. Returns the receipt that was rechecked.
+        """
+        try:
+            return self._recheck(newer_cloud_checkpoint, consistency_proof, receipt)
+        except (NoteError, ConsistencyError, ProofError) as exc:
+            log.warning("ledger.receipt_recheck_refused", origin=self.log.origin, reason=str(exc))
+            raise
+
+    def _recheck(
+        self, newer_note: str, proof: ConsistencyProof, receipt: Receipt | None
+    ) -> Receipt:
+        newer = SignedCheckpoint.open(newer_note, self.cloud).checkpoint
+        if receipt is None:
+            receipt = self._receipt_at(proof.size1)
+        held = receipt.verify(self.cloud).checkpoint
+        if proof.size1 != held.size or proof.size2 != newer.size:
+            raise ProofError(
+                f"consistency proof is from {proof.size1} to {proof.size2}, the receipt needs "
+                f"one from {held.size} to {newer.size}"
+            )
+        try:
+            _check_extends(held.size, held.root_hash, newer, proof)
+        except ConsistencyError as exc:
+            raise ConsistencyError(f"cloud log {newer.origin!r}: {exc}") from exc
+        log.info(
+            "ledger.receipt_rechecked",
+            origin=self.log.origin,
+            cloud_index=receipt.cloud_index,
+            from_size=held.size,
+            to_size=newer.size,
+        )
+        return receipt
+
+    def _receipt_at(self, cloud_size: int) -> Receipt:
+        for kept in reversed(self.receipts()):
+            if Checkpoint.parse(SignedNote.parse(kept.cloud_checkpoint).text).size == cloud_size:
+                return kept
+        raise ProofError(f"no kept receipt under a cloud checkpoint of size {cloud_size}")
+
+    def recheck_all(self, newer_cloud_checkpoint: str, prove: ProveConsistency) -> int:
+        """:meth:`recheck` every kept receipt against one newer cloud checkpoint; returns how
+        many. Stops at the first refusal (which is raised and logged)."""
+        newer = SignedCheckpoint.open(newer_cloud_checkpoint, self.cloud).checkpoint
+        proofs: dict[int, ConsistencyProof] = {}
+        kept = self.receipts()
+        for receipt in kept:
+            size = receipt.proof.size
+            if size not in proofs:
+                proofs[size] = (
+                    ConsistencyProof(size, size, ())
+                    if size == newer.size
+                    else prove(size, newer.size)
+                )
+            self.recheck(newer_cloud_checkpoint, proofs[size], receipt)
+        return len(kept)
 
     def receipts(self) -> list[Receipt]:
         with Session(self.log.store.engine) as session:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ def b64d(text: object, what: str) -> bytes:
         raise ExportFormatError(f"{what} is not a base64 string")
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a non-ASCII character
         raise ExportFormatError(f"{what} is not base64: {exc}") from exc
 
 
