@@ -14,10 +14,10 @@ bootstrap:  ## install system packages and the virtual environment
 demo: bootstrap  ## run the demo: cloud + edge + simulated cars on SQLite, console on localhost
 	$(BIN)/forecourt demo
 
-lint: bootstrap  ## ruff (lint + format check) and mypy --strict on the core
+lint: bootstrap  ## ruff (lint + format check) and mypy --strict on the package
 	$(BIN)/ruff check forecourt tests bench
 	$(BIN)/ruff format --check forecourt tests bench
-	$(BIN)/mypy forecourt/core forecourt/trust forecourt/ledger
+	$(BIN)/mypy forecourt
 
 test: bootstrap  ## the whole suite: lint, types, then every test (PostgreSQL started if down)
 	@bash scripts/ensure-postgres.sh

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-import forecourt.store.edge  # noqa: F401
-import forecourt.store.ledger  # noqa: F401
-import forecourt.store.registry  # noqa: F401
+from forecourt.store import edge, ledger, registry
+
+__all__ = ["edge", "ledger", "registry"]
