@@ -15,6 +15,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecourt.core import ComplianceProfile
+from forecourt.edge.app.checks import Check
 from forecourt.edge.cache import CacheFreshness
 from forecourt.edge.offline import OfflineStock
 from forecourt.edge.operators import OperatorService, ReviewService
@@ -96,6 +97,9 @@ class EdgeServices:
     cache_freshness: Callable[[], CacheFreshness] | None = None
     outbox: OutboxDispatcher | None = None
     clock: Clock = field(default=system_clock)
+    host_checks: Sequence[Callable[[], Check]] = ()
+    """The box's own probes (cloud reachable, clock skew, certificates, disk), run by the
+    self-check after the service checks; see :mod:`forecourt.edge.app.host_checks`."""
 
     def feature(self, code: str) -> FeatureNotice | None:
         return next((f for f in self.features if f.code == code), None)

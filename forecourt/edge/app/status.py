@@ -9,26 +9,15 @@ A check that cannot run reports ``error`` with its reason; it never hides behind
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import text
 
+from forecourt.edge.app.checks import Check
 from forecourt.edge.app.services import EdgeServices
 from forecourt.logging import get_logger
 
 _log = get_logger("edge.app.status")
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    status: str  # ok | warn | error
-    summary: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "summary": self.summary, **self.data}
+__all__ = ["Check", "overall", "self_check"]
 
 
 def self_check(services: EdgeServices) -> list[Check]:
@@ -45,6 +34,12 @@ def self_check(services: EdgeServices) -> list[Check]:
         except Exception as exc:  # a broken probe is reported, not raised
             _log.exception("self_check_failed", check=name)
             checks.append(Check(name, "error", f"{type(exc).__name__}: {exc}"))
+    for extra in services.host_checks:
+        try:
+            checks.append(extra())
+        except Exception as exc:  # the same rule for the box's own probes
+            _log.exception("self_check_failed", check=getattr(extra, "__name__", "host"))
+            checks.append(Check(getattr(extra, "__name__", "host"), "error", str(exc)))
     return checks
 
 
