@@ -19,7 +19,16 @@ from dataclasses import dataclass
 
 from forecourt.blobs._errors import BlobError
 
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")  # RFC 5234 DIGIT is ASCII
+# Any position of 20 digits or more lies past every blob; int() would refuse 4300+ digits.
+_MAX_DIGITS = 19
+_BEYOND = 10**_MAX_DIGITS
+
+
+def _position(text: str) -> int:
+    """The value of a run of ASCII digits, or :data:`_BEYOND` if it is larger than that."""
+    significant = text.lstrip("0") or "0"
+    return int(significant) if len(significant) <= _MAX_DIGITS else _BEYOND
 
 
 class RangeNotSatisfiable(BlobError):
@@ -67,12 +76,12 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     if not first_text:
         if not last_text:
             return None
-        suffix = int(last_text)
+        suffix = _position(last_text)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(header, size)
         return ByteRange(max(0, size - suffix), size - 1)
-    first = int(first_text)
-    last = int(last_text) if last_text else size - 1
+    first = _position(first_text)
+    last = _position(last_text) if last_text else size - 1
     if last_text and last < first:
         return None
     if first >= size:
