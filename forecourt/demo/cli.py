@@ -11,11 +11,48 @@ from rich.console import Console
 from rich.table import Table
 
 from forecourt.demo.data import DemoWorld, generate_world
+from forecourt.demo.deployment import DEFAULT_DEALER, DeploymentOptions
+from forecourt.demo.fleet import NotEnoughCars
+from forecourt.demo.run import run_demo
+from forecourt.demo.servers import ServerDidNotStart
+from forecourt.demo.state import DeploymentStateError
 
 
-def demo_command() -> None:
-    """Run the demo."""
-    raise typer.Exit(code=2)
+def demo_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    data_dir: Path = typer.Option(
+        Path(".forecourt-demo"), "--data-dir", file_okay=False, help="State, reused across runs."
+    ),
+    cars: int = typer.Option(6, "--cars", min=1, max=500, help="How many simulated cars."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start from an empty data directory."),
+    activate_all: bool = typer.Option(
+        False, "--activate-all", help="Activate every car once at start-up; print each time."
+    ),
+    exit_after: bool = typer.Option(
+        False, "--exit-after", help="Stop once ready (after --activate-all): for scripts and CI."
+    ),
+    cloud_port: int = typer.Option(8443, "--cloud-port", help="Cloud port on 127.0.0.1 (0: any)."),
+    edge_port: int = typer.Option(8080, "--edge-port", help="Console port on 127.0.0.1 (0: any)."),
+    address_base: int = typer.Option(
+        77, "--address-base", min=1, max=254, help="Cars listen on 127.<base>.0.x:13400."
+    ),
+    dealer_id: str = typer.Option(DEFAULT_DEALER, "--dealer", help="The demo edge's dealer."),
+) -> None:
+    """Cloud + edge + simulated cars in one process on SQLite; console on http://127.0.0.1:8080."""
+    options = DeploymentOptions(
+        data_dir=data_dir,
+        cars=cars,
+        fresh=fresh,
+        dealer_id=dealer_id,
+        cloud_port=cloud_port,
+        edge_port=edge_port,
+        address_base=address_base,
+    )
+    try:
+        code = run_demo(options, activate=activate_all, exit_after=exit_after)
+    except (ServerDidNotStart, NotEnoughCars, DeploymentStateError) as exc:
+        typer.echo(f"demo not started: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    raise typer.Exit(code)
 
 
 def demo_data_command(

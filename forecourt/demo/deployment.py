@@ -43,9 +43,10 @@ from forecourt.edge.app.client import (
 )
 from forecourt.edge.app.consent import ANSWERABLE, ConsentAnswers, ConsentDesk
 from forecourt.edge.app.directory import DoipVehicleDirectory
-from forecourt.edge.operators import Role, bootstrap_first_admin
+from forecourt.edge.operators import Operator, Role, bootstrap_first_admin
 from forecourt.edge.operators.errors import UsernameTaken
 from forecourt.edge.wiring import Edge, EdgeSettings, build_edge, ledger_verifier
+from forecourt.edge.workflow import ConsentCapture
 from forecourt.logging import get_logger
 from forecourt.store.edge import EdgeOperator
 from forecourt.vehicle.factory import RepositoryRoots
@@ -98,6 +99,27 @@ class LocalDeployment:
 
     def car(self, vin: str) -> FleetCar:
         return next(c for c in self.fleet if c.vin == vin)
+
+    def operator(self, username: str) -> Operator:
+        """A demo operator as the services know it (for in-process calls: the bench, tests)."""
+        return self.edge.operators.get(_operator_id(self.edge, username=username))
+
+    def consent(self, vin: str) -> ConsentCapture | None:
+        """What the customer of ``vin`` answered on the tablet, as an activation carries it."""
+        profile = self.world.profile(self.car(vin).vehicle.market)
+        desk = ConsentDesk(self.edge.sessions, profile, self.edge.settings.dealer_id, NOTICE_ID)
+        return desk.capture_for_activation(vin, self.edge.settings.clock())
+
+    def start_activation(self, vin: str, username: str = "tech") -> str:
+        """Start activating ``vin`` with what its customer bought, in-process; the workflow id."""
+        car = self.car(vin)
+        return self.edge.activations.start(
+            self.operator(username),
+            vin=vin,
+            address=car.address,
+            features=car.features,
+            consent=self.consent(vin),
+        )
 
     def close(self) -> None:
         """Console, edge (waits for running activations), cars, cloud: the reverse of start."""
@@ -216,7 +238,7 @@ def _operators(edge: Edge, directory: Path) -> dict[str, OperatorLogin]:
     return logins
 
 
-def start_deployment(options: DeploymentOptions) -> LocalDeployment:
+def start_deployment(options: DeploymentOptions) -> LocalDeployment:  # noqa: PLR0915 - one recipe, in order
     """Start everything; on failure, whatever started is stopped again before raising."""
     began = time.perf_counter()
     timings: dict[str, float] = {}
@@ -286,7 +308,7 @@ def start_deployment(options: DeploymentOptions) -> LocalDeployment:
         t = lap("edge", t)
         market = vehicles[0].market if vehicles else Market.EU
         profile = world.profile(market)
-        _record_consent(edge, world, fleet, _admin_id(edge))
+        _record_consent(edge, world, fleet, _operator_id(edge, role=Role.DEALER_ADMIN))
         directory = DoipVehicleDirectory(
             settings.car_addresses, models={c.vin: c.model for c in fleet}
         )
@@ -314,16 +336,15 @@ def start_deployment(options: DeploymentOptions) -> LocalDeployment:
         raise
 
 
-def _admin_id(edge: Edge) -> str:
-    """The dealer admin's id (the operator who records the customers' tablet answers)."""
+def _operator_id(edge: Edge, *, username: str | None = None, role: Role | None = None) -> str:
+    """The id of this dealer's operator named ``username`` (or the one holding ``role``)."""
+    query = select(EdgeOperator.id).where(EdgeOperator.dealer_id == edge.settings.dealer_id)
+    if username is not None:
+        query = query.where(EdgeOperator.username == username)
+    if role is not None:
+        query = query.where(EdgeOperator.role == role.value)
     with edge.sessions() as s:
-        found = s.execute(
-            select(EdgeOperator.id).where(
-                EdgeOperator.dealer_id == edge.settings.dealer_id,
-                EdgeOperator.role == Role.DEALER_ADMIN.value,
-            )
-        ).scalar_one()
-    return str(found)
+        return str(s.execute(query.limit(1)).scalar_one())
 
 
 __all__ = [

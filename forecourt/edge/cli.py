@@ -1,12 +1,471 @@
-"""``forecourt edge ...`` commands."""
+"""``forecourt edge serve|status`` and ``forecourt activate``: the dealer's edge from a shell.
+
+The commands talk to a running edge through its console API (``/api/v1``), signed in as an
+operator with password + TOTP, so a command line passes exactly the session, CSRF and permission
+checks a browser does. Where the edge is:
+
+* ``--edge URL``: any edge; name the operator with ``--username`` (password and code prompted
+  unless ``--password``/``--totp`` are given);
+* ``--local DATA_DIR``: the edge whose data lives there (``forecourt demo``'s ``.forecourt-demo``
+  or ``forecourt edge serve --data-dir``); its ``console.json`` gives the URL and, in a demo, its
+  generated operators sign in without typing (the session is kept in ``cli-session.json``, 0600).
+
+Exit codes of ``activate``: 0 done (or, with ``--batch``, review requested), 1 failed or
+cancelled, 3 refused (a rule said no; the codes and the reasons are printed), 4 waiting for a
+second operator's review, 5 the edge could not be reached.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from forecourt.edge.app import ConsoleSettings, create_app
+from forecourt.edge.app.assembly import console_services, fetch_dealer_profile
+from forecourt.edge.app.client import (
+    SESSION_FILE,
+    ConsoleApiError,
+    ConsoleClient,
+    EndpointNotFound,
+    LocalEndpoint,
+    OperatorLogin,
+    SessionCache,
+    demo_operators,
+    edge_dir_of,
+)
+from forecourt.edge.app.directory import DoipVehicleDirectory
+from forecourt.edge.operators import AlreadyBootstrapped, bootstrap_first_admin
+from forecourt.edge.wiring import EdgeSettings, start_edge
+from forecourt.logging import get_logger
+from forecourt.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
+_log = get_logger("edge.cli")
+
+EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, EXIT_REVIEW, EXIT_UNREACHABLE = 0, 1, 3, 4, 5
+_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+_CODES = re.compile(r"\(\d{3}: ([a-z_, ]+)\)")
+
+_EDGE = typer.Option(None, "--edge", help="The edge console's URL, e.g. http://127.0.0.1:8080.")
+_LOCAL = typer.Option(
+    None, "--local", file_okay=False, help="The data directory of a running edge or demo."
+)
+_USER = typer.Option(None, "--username", help="Operator (default in a demo: tech / senior).")
+_PASSWORD = typer.Option(None, "--password", help="Password (prompted when missing).")
+_TOTP = typer.Option(None, "--totp", help="Authenticator code (prompted when missing).")
 
 
-def activate_command(vin: str = typer.Argument(..., help="the car's VIN")) -> None:
-    """Activate a car through the edge server."""
-    raise typer.Exit(code=2)
+class CliProblem(Exception):
+    """A command-line input or set-up problem, shown as one line and exit code."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# -- where the edge is and who signs in ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where the edge is and who signs in, as given on the command line."""
+
+    edge: str | None
+    local: Path | None
+    username: str | None
+    password: str | None
+    totp: str | None
+
+
+def _resolve(where: _Where, default_user: str) -> tuple[str, OperatorLogin, SessionCache]:
+    edge, local, username, password, totp = (
+        where.edge, where.local, where.username, where.password, where.totp
+    )  # fmt: skip
+    if (edge is None) == (local is None):
+        raise CliProblem("say where the edge is: --edge URL or --local DATA_DIR")
+    known: dict[str, OperatorLogin] = {}
+    cache = SessionCache(None)
+    if local is not None:
+        try:
+            url = LocalEndpoint.read(local).url
+        except EndpointNotFound as exc:
+            raise CliProblem(str(exc), EXIT_UNREACHABLE) from exc
+        known = demo_operators(local)
+        cache = SessionCache(edge_dir_of(local) / SESSION_FILE)
+    else:
+        assert edge is not None
+        url = edge
+    name = username or (default_user if default_user in known else None)
+    if name is None:
+        name = typer.prompt("Username")
+    if name in known and password is None and totp is None:
+        return url, known[name], cache
+    if password is None:
+        password = typer.prompt("Password", hide_input=True)
+    if totp is None:
+        totp = typer.prompt("Authenticator code")
+    return url, OperatorLogin(name, password, None, totp), cache
+
+
+@contextmanager
+def _signed_in(
+    url: str, login: OperatorLogin, cache: SessionCache, console: Console
+) -> Iterator[ConsoleClient]:
+    client = ConsoleClient(url, cache=cache)
+    try:
+        try:
+            operator = client.sign_in(login)
+        except ConsoleApiError as exc:
+            raise _api_problem(exc) from exc
+        console.print(
+            f"[dim]signed in to {url} as {operator['username']} ({operator['role']}, "
+            f"{operator['dealer_id']})[/dim]"
+        )
+        yield client
+    finally:
+        client.close()
+
+
+def _api_problem(exc: ConsoleApiError) -> CliProblem:
+    if exc.status == 0:
+        return CliProblem(f"edge unreachable: {exc.detail}", EXIT_UNREACHABLE)
+    return CliProblem(f"refused by the edge: {exc.code}: {exc.detail or exc.title}", EXIT_REFUSED)
+
+
+def _run(console: Console, body: Any) -> None:
+    """Run ``body``; a :class:`CliProblem` becomes its message on stderr and its exit code."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    try:
+        body()
+    except CliProblem as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+# -- activate ------------------------------------------------------------------------------------
+
+
+def _features(value: str | None) -> list[str]:
+    return sorted({f.strip() for f in (value or "").split(",") if f.strip()})
+
+
+def _demo_features(local: Path | None, vin: str) -> list[str]:
+    """In a demo, the features the customer bought (listed in the demo's ``fleet.json``)."""
+    if local is None:
+        return []
+    path = edge_dir_of(local).parent / "fleet.json"
+    if not path.exists():
+        return []
+    cars = json.loads(path.read_text(encoding="utf-8")).get("cars", [])
+    return next((list(c["features"]) for c in cars if c.get("vin") == vin), [])
+
+
+def read_vins(path: Path) -> list[str]:
+    """VINs from a CSV (a ``vin`` column, or the first column) or JSON (a list, or ``vins``)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        doc = json.loads(text)
+        items = doc.get("vins", []) if isinstance(doc, dict) else doc
+        vins = [str(v["vin"] if isinstance(v, dict) else v).strip().upper() for v in items]
+    else:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r and r[0].strip()]
+        header = [c.strip().lower() for c in rows[0]] if rows else []
+        column = header.index("vin") if "vin" in header else 0
+        start = 1 if "vin" in header else 0
+        vins = [r[column].strip().upper() for r in rows[start:] if len(r) > column]
+    bad = [v for v in vins if not _VIN.fullmatch(v)]
+    if bad:
+        raise CliProblem(f"{path}: not VINs: {', '.join(bad[:5])}")
+    if len(set(vins)) < 2:
+        raise CliProblem(f"{path}: a batch needs at least two different VINs")
+    return list(dict.fromkeys(vins))
+
+
+class ActivationView:
+    """Rich progress for one car: a bar over the workflow's steps and one for the bytes sent."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[label]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._steps: dict[str, TaskID] = {}
+        self._bytes: dict[str, TaskID] = {}
+        self._printed: dict[str, set[str]] = {}
+
+    def __enter__(self) -> ActivationView:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, doc: dict[str, Any]) -> None:
+        wf = str(doc["workflow_id"])
+        steps = doc["steps"]
+        if wf not in self._steps:
+            self._steps[wf] = self.progress.add_task(
+                f"{doc['vin']} steps", total=len(steps), label="", start=True
+            )
+            self._bytes[wf] = self.progress.add_task(
+                f"{doc['vin']} transfer", total=None, label="", start=True
+            )
+            self._printed[wf] = set()
+        done = [s for s in steps if s["status"] == "done"]
+        self.progress.update(self._steps[wf], completed=len(done), label=doc["label"])
+        total, sent = int(doc.get("bytes_total") or 0), int(doc.get("bytes_done") or 0)
+        self.progress.update(
+            self._bytes[wf],
+            total=total or None,
+            completed=sent,
+            label=f"{sent / 1e6:.2f}/{total / 1e6:.2f} MB" if total else "",
+        )
+        for step in done:
+            if step["state"] not in self._printed[wf]:
+                self._printed[wf].add(step["state"])
+                ms = "" if step.get("ms") is None else f" {step['ms']} ms"
+                self.progress.console.print(f"  {doc['vin']}  ✓ {step['label']}{ms}")
+
+
+def _outcome(console: Console, doc: dict[str, Any]) -> int:
+    state = str(doc["state"])
+    vin = doc["vin"]
+    if state == "done":
+        total = sum(int(s.get("ms") or 0) for s in doc["steps"])
+        console.print(f"[green]{vin} activated[/green] ({total} ms, {doc['bytes_total']} bytes)")
+        return EXIT_DONE
+    if state == "awaiting_review":
+        reviews = ", ".join(doc.get("review_ids") or []) or "?"
+        console.print(f"[yellow]{vin} waits for a second operator's review: {reviews}[/yellow]")
+        return EXIT_REVIEW
+    code = doc.get("error_code") or state
+    detail = doc.get("error_detail") or ""
+    console.print(f"[red]{vin} {state}: {code}[/red]")
+    if detail:
+        console.print(f"  {detail}")
+    found = _CODES.search(detail)
+    if found:
+        for reason in found.group(1).split(", "):
+            console.print(f"  - {reason}")
+    return EXIT_REFUSED if state == "refused" else EXIT_FAILED
+
+
+def _follow(client: ConsoleClient, view: ActivationView, workflow_id: str) -> dict[str, Any]:
+    """Live progress by Server-Sent Events; the stored state afterwards (the final word)."""
+    for doc in client.events(workflow_id):
+        view.update(doc)
+        if doc["state"] == "awaiting_review":
+            break
+    final = client.progress(workflow_id)
+    view.update(final)
+    return final
+
+
+def activate_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    vin: str | None = typer.Argument(None, help="The car's VIN (omit with --batch)."),
+    features: str | None = typer.Option(
+        None, "--features", help="Comma-separated feature codes (a demo knows each car's)."
+    ),
+    edge: str | None = _EDGE,
+    local: Path | None = _LOCAL,
+    username: str | None = _USER,
+    password: str | None = _PASSWORD,
+    totp: str | None = _TOTP,
+    batch: Path | None = typer.Option(
+        None, "--batch", exists=True, dir_okay=False, help="CSV or JSON file of VINs."
+    ),
+    reason: str = typer.Option(
+        "batch activation requested from the command line", "--reason", help="Why (batch)."
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="With --batch: follow the cars once the review is decided."
+    ),
+) -> None:
+    """Activate a car through the edge (live progress per step), or request a reviewed batch."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        where = _Where(edge, local, username, password, totp)
+        if batch is not None:
+            code = _batch(console, batch, features, reason, wait=wait, where=where)
+        else:
+            code = _single(console, vin, features, where)
+        raise typer.Exit(code)
+
+    _run(console, body)
+
+
+def _single(console: Console, vin: str | None, features: str | None, where: _Where) -> int:
+    if vin is None or not _VIN.fullmatch(vin.strip().upper()):
+        raise CliProblem(f"not a VIN: {vin!r} (17 characters, no I, O or Q)")
+    vin = vin.strip().upper()
+    wanted = _features(features) or _demo_features(where.local, vin)
+    if not wanted:
+        raise CliProblem("name the features: --features CODE[,CODE...]")
+    url, login, cache = _resolve(where, default_user="tech")
+    with _signed_in(url, login, cache, console) as client:
+        try:
+            workflow_id = client.activate(vin, wanted)
+        except ConsoleApiError as exc:
+            raise _api_problem(exc) from exc
+        console.print(f"activating {vin}: {', '.join(wanted)} (workflow {workflow_id})")
+        with ActivationView(console) as view:
+            final = _follow(client, view, workflow_id)
+    return _outcome(console, final)
+
+
+def _batch(
+    console: Console, batch: Path, features: str | None, reason: str, *, wait: bool, where: _Where
+) -> int:
+    vins = read_vins(batch)
+    wanted = _features(features)
+    if not wanted:
+        raise CliProblem("a batch activates the same features on every car: --features CODE,...")
+    url, login, cache = _resolve(where, default_user="senior")
+    with _signed_in(url, login, cache, console) as client:
+        try:
+            ids = client.activate_batch(vins, wanted, reason)
+            first = client.progress(ids[0])
+        except ConsoleApiError as exc:
+            raise _api_problem(exc) from exc
+        review = ", ".join(first.get("review_ids") or []) or "?"
+        console.print(f"batch of {len(ids)} cars requested; review id: {review}")
+        console.print(
+            "a second operator (senior technician, service manager or dealer admin) approves it "
+            "on the console's Reviews page; the cars then start by themselves"
+        )
+        if not wait:
+            return EXIT_DONE
+        codes = []
+        with ActivationView(console) as view:
+            for workflow_id in ids:
+                for doc in client.events(workflow_id):
+                    view.update(doc)
+                final = client.progress(workflow_id)
+                view.update(final)
+                codes.append(final)
+    results = [_outcome(console, doc) for doc in codes]
+    return max(results, default=EXIT_DONE)
+
+
+# -- edge status ---------------------------------------------------------------------------------
+
+_STYLE = {"ok": "green", "warn": "yellow", "error": "red"}
+
+
+@app.command("status")
+def status_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    edge: str | None = _EDGE,
+    local: Path | None = _LOCAL,
+    username: str | None = _USER,
+    password: str | None = _PASSWORD,
+    totp: str | None = _TOTP,
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+) -> None:
+    """Self-check of the edge box; exit 1 when a check fails (warnings do not fail)."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        where = _Where(edge, local, username, password, totp)
+        url, login, cache = _resolve(where, default_user="tech")
+        with _signed_in(url, login, cache, console) as client:
+            try:
+                doc = client.status()
+            except ConsoleApiError as exc:
+                raise _api_problem(exc) from exc
+        if as_json:
+            console.print_json(json.dumps(doc))
+        else:
+            console.print(status_table(doc))
+        raise typer.Exit(EXIT_FAILED if doc["status"] == "error" else EXIT_DONE)
+
+    _run(console, body)
+
+
+def status_table(doc: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"Edge {doc['edge_id']} ({doc['dealer_id']}, {doc['market']}): {doc['status']}",
+        title_justify="left",
+    )
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("summary")
+    for check in doc["checks"]:
+        style = _STYLE.get(check["status"], "")
+        table.add_row(check["name"], f"[{style}]{check['status']}[/{style}]", check["summary"])
+    return table
+
+
+# -- edge serve ----------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    dealer_id: str = typer.Option(..., "--dealer-id", help="This store's dealer id."),
+    car: list[str] = typer.Option(
+        ..., "--car", help="A car's DoIP address (or the network's broadcast); repeat."
+    ),
+    cloud_ledger_vkey: str = typer.Option(
+        ..., "--cloud-ledger-vkey", help="The cloud log's checkpoint verifier key."
+    ),
+    data_dir: Path | None = typer.Option(None, "--data-dir", file_okay=False),
+    edge_id: str | None = typer.Option(None, "--edge-id"),
+    cloud_url: str | None = typer.Option(None, "--cloud-url"),
+    tls_dir: Path | None = typer.Option(
+        None, "--tls-dir", help="edge-cert.pem, edge-key.pem, ca.pem (forecourt cloud dealer-cert)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8080, "--port"),
+) -> None:
+    """Run the edge (workflows, sync, offline stock) and its console on HOST:PORT."""
+    settings = load_settings()
+    directory = data_dir or settings.data_dir / "edge"
+    tls = tls_dir or directory / "tls"
+    edge_settings = EdgeSettings(
+        data_dir=directory,
+        dealer_id=dealer_id,
+        edge_id=edge_id or f"edge-{dealer_id.lower()}",
+        cloud_url=cloud_url or settings.cloud_url,
+        tls_cert=tls / "edge-cert.pem",
+        tls_key=tls / "edge-key.pem",
+        tls_ca=tls / "ca.pem",
+        car_addresses=tuple(car),
+        cloud_ledger_vkey=cloud_ledger_vkey,
+        database_url=settings.database_url,
+    )
+    with start_edge(edge_settings) as edge:
+        try:
+            admin = bootstrap_first_admin(edge.operators, dealer_id)
+        except AlreadyBootstrapped:
+            pass
+        else:
+            typer.echo(
+                f"first administrator: {admin.username} / {admin.password}; "
+                f"TOTP secret {admin.totp_secret} (shown once)"
+            )
+        services = console_services(
+            edge, fetch_dealer_profile(edge_settings), DoipVehicleDirectory(tuple(car))
+        )
+        LocalEndpoint(f"http://{host}:{port}", dealer_id, edge_settings.edge_id).write(directory)
+        typer.echo(f"console on http://{host}:{port}")
+        uvicorn.Server(
+            uvicorn.Config(create_app(services, ConsoleSettings()), host=host, port=port)
+        ).run()

@@ -1,4 +1,4 @@
-"""The console's :class:`EdgeServices` from the real edge (:func:`forecourt.edge.wiring.start_edge`).
+"""The console's :class:`EdgeServices` from the real edge (``forecourt.edge.wiring.start_edge``).
 
 ``forecourt edge serve`` and the demo both call :func:`console_services`; the console then
 drives exactly the services the wiring assembled (one operator service, one activation service,
