@@ -100,7 +100,7 @@ def test_mutated_codec_documents_decode_or_raise_a_domain_value_error(
     if not isinstance(doc, dict):
         return  # from_dict takes a mapping; the callers check the top-level type first
     try:
-        value = from_dict(cls, doc)
+        value: object = from_dict(cls, doc)
     except DomainValueError as error:
         assert error.field and error.reason
     else:
