@@ -8,18 +8,17 @@ method                      route                                           idem
 ``authorise``               ``POST /v1/activations``                        ``Idempotency-Key``
 ``assignment``              ``GET  /v1/vehicles/{vin}/assignment``          (read)
 ``offline_packages``        ``POST /v1/offline-packages`` (issue ahead)     (stock dedups)
-``push_events``             per event type, see below                       CloudEvents ``id``
+``push_events``             ``POST /v1/sync/events`` (a batch)              CloudEvents ``id``
 ``submit_checkpoint``       ``POST /v1/ledger/checkpoints``                 same note, same tree
 ``sync_operators``          ``PUT  /v1/dealer/operators``                   (whole list)
 ==========================  ==============================================  ===================
 
-Outbox events go where the cloud keeps what they report: an activation's completion to
-``POST /v1/activations/{request_id}/report`` (the cloud marks the car activated and releases it),
-an offline package use to ``POST /v1/offline-packages/{id}/uses`` with the workflow id as
-``use_id`` (a retry is the same use; another workflow's use is a double use, reported back).
-Step records and consent records have no cloud route: the cloud holds the consent in the
-activation request itself, and every step is an entry of the edge ledger whose checkpoints are
-anchored in the cloud's log of logs; they are acknowledged locally.
+Outbox events (workflow steps, consent records, offline package uses, completions) go in
+batches to ``POST /v1/sync/events`` as CloudEvents 1.0 (``application/cloudevents-batch+json``).
+The cloud holds each event once by its id and applies it in the same transaction (an online
+activation closed, the car marked activated, the consent rows, the R156 software record, the
+offline use); it answers per id ``accepted``, ``duplicate`` (a retry) or ``rejected`` with a code,
+and lists offline packages it has seen used twice.
 
 Because every call is idempotent, :class:`HttpCloudClient` retries all of them on transport
 errors and 5xx/429 with full-jitter backoff; a 4xx is a refusal and never retried. Errors::
@@ -37,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import ssl
 import threading
 import time
@@ -61,6 +61,8 @@ _log = get_logger("edge.cloud_client")
 # imports this one, so the names are repeated here rather than imported).
 ACTIVATION_COMPLETED_EVENT = "forecourt.edge.activation.completed.v1"
 OFFLINE_PACKAGE_USED_EVENT = "forecourt.edge.offline_package.used.v1"
+#: CloudEvents 1.0 HTTP binding, batched content mode.
+SYNC_BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -397,50 +399,18 @@ class HttpCloudClient:
         return offers, None
 
     def push_events(self, events: Sequence[OutgoingEvent]) -> SyncOutcome:
-        """Deliver each event to the route that keeps it; a 4xx refuses that event alone."""
-        accepted: list[str] = []
-        rejected: list[tuple[str, str]] = []
-        doubles: list[DoubleUse] = []
-        for event in events:
-            try:
-                double = self._deliver(event)
-            except CloudRefused as exc:
-                rejected.append((event.event_id, ",".join(exc.codes) or str(exc.status)))
-                continue
-            accepted.append(event.event_id)
-            if double is not None:
-                doubles.append(double)
-        return SyncOutcome(tuple(accepted), (), tuple(rejected), tuple(doubles))
-
-    def _deliver(self, event: OutgoingEvent) -> DoubleUse | None:
-        data = event.data
-        if event.event_type == ACTIVATION_COMPLETED_EVENT:
-            request_id = data.get("authorisation_id")
-            if request_id:  # offline activations are reported as package uses
-                self._call(
-                    "report",
-                    "POST",
-                    f"/v1/activations/{request_id}/report",
-                    json={"outcome": "applied"},
-                    headers={"idempotency-key": event.event_id},
-                )
-            return None
-        if event.event_type == OFFLINE_PACKAGE_USED_EVENT:
-            package_id = str(data["package_id"])
-            body = self._call(
-                "offline_use",
-                "POST",
-                f"/v1/offline-packages/{package_id}/uses",
-                json={
-                    "use_id": str(data["workflow_id"]),
-                    "used_at": str(data["used_at"]),
-                    "operator_id": str(data.get("operator_id") or "unknown"),
-                },
-            )
-            if body.get("double_use"):
-                return DoubleUse(package_id, str(data["vin"]), f"{body.get('uses')} uses")
-            return None
-        return None  # steps and consent records: held by the anchored edge ledger
+        """Push one batch; the cloud answers per event id (a whole-batch 4xx raises)."""
+        if not events:
+            return SyncOutcome()
+        batch = [e.to_cloudevent(self._source) for e in events]
+        body = self._call(
+            "push_events",
+            "POST",
+            "/v1/sync/events",
+            content=json.dumps(batch, separators=(",", ":")).encode(),
+            headers={"content-type": SYNC_BATCH_MEDIA_TYPE},
+        )
+        return _sync_outcome(body, {e.event_id for e in events})
 
     def sync_operators(self, operators: Sequence[tuple[str, str]]) -> int:
         body = self._call(
@@ -509,6 +479,23 @@ class HttpCloudClient:
                 certificate_sha256=hashlib.sha256(der).hexdigest() if der else None,
                 subject=subject,
             )
+
+
+def _sync_outcome(body: Mapping[str, Any], sent: set[str]) -> SyncOutcome:
+    """Read the cloud's per-event answer; an id it does not name stays pending (not marked)."""
+    try:
+        accepted = tuple(str(i) for i in body["accepted"] if str(i) in sent)
+        duplicates = tuple(str(i) for i in body["duplicates"] if str(i) in sent)
+        rejected = tuple(
+            (str(r["id"]), str(r["code"])) for r in body["rejected"] if str(r["id"]) in sent
+        )
+        doubles = tuple(
+            DoubleUse(str(d["package_id"]), str(d["vin"]), f"{int(d['uses'])} uses")
+            for d in body.get("double_uses", [])
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CloudRefused("push_events", 502, ("malformed_response",), repr(exc)) from exc
+    return SyncOutcome(accepted, duplicates, rejected, doubles)
 
 
 def _refusal(operation: str, response: httpx.Response) -> CloudRefused:

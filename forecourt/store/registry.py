@@ -1,6 +1,8 @@
 """The cloud's registry tables: dealers and their operators and certificates, vehicles and ECUs,
 the catalog (features, packages), entitlements, versioned compliance profiles, activations,
-offline packages and OEM staff API tokens.
+offline packages and OEM staff API tokens; and what edges sync up: their events (deduplicated
+by CloudEvents id), consent records with their propagation per downstream system, each car's
+software history (UNECE R156) and the edge ledger keys registered for the log of logs.
 
 Domain values with many nested fields (a feature, a package, a compliance profile) are kept as
 their :mod:`forecourt.core.codec` JSON next to the columns that queries filter on, so the domain
@@ -9,6 +11,7 @@ type stays the one definition and the table never drifts from it.
 Two constraints carry concurrency rules, on SQLite and PostgreSQL alike:
 
 * ``registry_activations.request_id`` is the primary key: a retried request finds its answer.
+* ``registry_sync_events.event_id`` is the primary key: an event pushed twice is held once.
 * ``registry_activations.open_vin`` is unique and equals the VIN while an activation is open
   (issued, not yet reported, not expired), NULL otherwise: two edges asking for one car at once
   cannot both hold it, whatever the isolation level.
@@ -221,17 +224,124 @@ class ApiTokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class SyncEventRow(Base):
+    """A CloudEvent an edge pushed, held once per ``event_id`` whatever the retries.
+
+    ``digest`` is the SHA-256 of the event's canonical JSON: the same id with another body is a
+    reused id, refused, never a silent overwrite."""
+
+    __tablename__ = "registry_sync_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    source: Mapped[str] = mapped_column(String(128), nullable=False)
+    dealer_id: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
+    #: The edge's name (the certificate's CN); not ``edge_id`` so no registry column reads as
+    #: an edge table's.
+    edge: Mapped[str] = mapped_column(String(64), nullable=False)
+    subject: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class ConsentRecordRow(Base):
+    """One privacy choice as captured at a dealer; append-only (a withdrawal is a new row).
+
+    Points to the exact notice version shown; the customer is kept only as the SHA-256 of their
+    reference; ``supersedes_id`` names the earlier row for the same car, customer and category."""
+
+    __tablename__ = "registry_consent_records"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("registry_sync_events.event_id"), nullable=False, index=True
+    )
+    dealer_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    vin: Mapped[str] = mapped_column(String(17), nullable=False, index=True)
+    subject_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    category: Mapped[str] = mapped_column(String(64), nullable=False)
+    choice: Mapped[str] = mapped_column(String(16), nullable=False)
+    notice_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    notice_version: Mapped[str] = mapped_column(String(32), nullable=False)
+    mechanism: Mapped[str] = mapped_column(String(16), nullable=False)
+    region: Mapped[str] = mapped_column(String(16), nullable=False)
+    method: Mapped[str] = mapped_column(String(32), nullable=False)
+    supersedes_id: Mapped[str | None] = mapped_column(
+        ForeignKey("registry_consent_records.record_id"), nullable=True
+    )
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ConsentPropagationRow(Base):
+    """Whether a consent record has reached one downstream system (``car``, ``cloud``, ``crm``)."""
+
+    __tablename__ = "registry_consent_propagation"
+
+    record_id: Mapped[str] = mapped_column(
+        ForeignKey("registry_consent_records.record_id"), primary_key=True
+    )
+    system: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class SoftwareHistoryRow(Base):
+    """UNECE R156: one ECU's software before and after one change of one car, never updated.
+
+    ``before``/``after`` list the installed images (name, sha256, length) and the ECU's software
+    version; ``event_id`` is the edge event that reported the change (unique per ECU)."""
+
+    __tablename__ = "registry_software_history"
+    __table_args__ = (UniqueConstraint("event_id", "ecu_serial"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vin: Mapped[str] = mapped_column(String(17), nullable=False, index=True)
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("registry_sync_events.event_id"), nullable=False
+    )
+    ecu_serial: Mapped[str] = mapped_column(String(64), nullable=False)
+    ecu_address: Mapped[str] = mapped_column(String(8), nullable=False)
+    dealer_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    change_ref: Mapped[str] = mapped_column(String(64), nullable=False)
+    offline: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    before: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class EdgeLogRow(Base):
+    """An edge ledger's checkpoint key as the OEM registered it, bound to dealer and edge."""
+
+    __tablename__ = "registry_ledger_keys"
+    __table_args__ = (UniqueConstraint("dealer_id", "edge"),)
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("registry_dealers.dealer_id"), nullable=False)
+    edge: Mapped[str] = mapped_column(String(64), nullable=False)
+    vkey: Mapped[str] = mapped_column(String(512), nullable=False)
+    registered_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
 __all__ = [
     "ActivationRow",
     "ApiTokenRow",
     "ComplianceProfileRow",
+    "ConsentPropagationRow",
+    "ConsentRecordRow",
     "DealerCertificateRow",
     "DealerOperatorRow",
     "DealerRow",
     "EcuRow",
+    "EdgeLogRow",
     "EntitlementRow",
     "FeatureRow",
     "OfflinePackageRow",
     "PackageRow",
+    "SoftwareHistoryRow",
+    "SyncEventRow",
     "VehicleRow",
 ]

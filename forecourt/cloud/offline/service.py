@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from forecourt.cloud.catalog.service import entitlements_of
 from forecourt.cloud.compliance.service import profile_for_dealer
@@ -23,7 +24,13 @@ from forecourt.cloud.context import CloudContext
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import get_dealer
 from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
-from forecourt.core import ACTIVATABLE_STATES, ActivationPlan, PlanRefusal, plan_activation
+from forecourt.core import (
+    ACTIVATABLE_STATES,
+    ActivationPlan,
+    LifecycleState,
+    PlanRefusal,
+    plan_activation,
+)
 from forecourt.logging import get_logger
 from forecourt.store.registry import OfflinePackageRow, VehicleRow
 from forecourt.trust.model import OfflineFreshness
@@ -63,6 +70,11 @@ class OfflineService:
     def _issue_one(self, dealer_id: str, vin: str, now: datetime) -> dict[str, Any]:
         with self._db.sessions() as session:
             vehicle = load_vehicle(session, vin)
+            if vehicle.state is LifecycleState.ACTIVATED:
+                # Offline packages are for a car's first activation at the dealer: a car the
+                # cloud knows activated (online, or offline once the use was reconciled) needs
+                # the online path, which sees its current state.
+                return {"vin": vin, "code": "already_activated"}
             if vehicle.state not in ACTIVATABLE_STATES:
                 return {"vin": vin, "code": "wrong_lifecycle_state"}
             _version, profile = profile_for_dealer(session, get_dealer(session, dealer_id))
@@ -140,35 +152,7 @@ class OfflineService:
     def record_use(self, dealer_id: str, package_id: str, use: UseReport) -> dict[str, Any]:
         """Record a use; the same ``use_id`` again is a sync retry, a new one a double use."""
         with self._db.transaction() as session:
-            row = session.get(OfflinePackageRow, package_id, with_for_update=True)
-            if row is None or row.dealer_id != dealer_id:
-                raise CloudProblem(
-                    404,
-                    ProblemCode.OFFLINE_PACKAGE_UNKNOWN,
-                    "Offline package unknown",
-                    f"no offline package {package_id} of this dealer",
-                )
-            if all(u["use_id"] != use.use_id for u in row.uses):
-                row.uses = [
-                    *row.uses,
-                    {
-                        "use_id": use.use_id,
-                        "used_at": use.used_at.isoformat(),
-                        "operator_id": use.operator_id,
-                    },
-                ]
-                row.use_count = len(row.uses)
-                row.used_at = row.used_at or use.used_at
-            double = row.use_count > 1
-        if double:
-            _log.warning(
-                "offline_package_used_twice",
-                package_id=package_id,
-                vin=row.vin,
-                dealer_id=dealer_id,
-                uses=row.use_count,
-            )
-        return {"package_id": package_id, "uses": row.use_count, "double_use": double}
+            return record_use_in(session, dealer_id, package_id, use)
 
     def double_uses(self) -> list[dict[str, Any]]:
         with self._db.sessions() as session:
@@ -179,3 +163,41 @@ class OfflineService:
                 {"package_id": r.package_id, "vin": r.vin, "dealer_id": r.dealer_id, "uses": r.uses}
                 for r in rows
             ]
+
+
+def record_use_in(
+    session: Session, dealer_id: str, package_id: str, use: UseReport
+) -> dict[str, Any]:
+    """Record a use of ``package_id`` in the caller's transaction (row locked).
+
+    The same ``use_id`` again is a retry and changes nothing; another one is a double use,
+    logged and answered ``double_use``."""
+    row = session.get(OfflinePackageRow, package_id, with_for_update=True)
+    if row is None or row.dealer_id != dealer_id:
+        raise CloudProblem(
+            404,
+            ProblemCode.OFFLINE_PACKAGE_UNKNOWN,
+            "Offline package unknown",
+            f"no offline package {package_id} of this dealer",
+        )
+    if all(u["use_id"] != use.use_id for u in row.uses):
+        row.uses = [
+            *row.uses,
+            {
+                "use_id": use.use_id,
+                "used_at": use.used_at.isoformat(),
+                "operator_id": use.operator_id,
+            },
+        ]
+        row.use_count = len(row.uses)
+        row.used_at = row.used_at or use.used_at
+    double = row.use_count > 1
+    if double:
+        _log.warning(
+            "offline_package_used_twice",
+            package_id=package_id,
+            vin=row.vin,
+            dealer_id=dealer_id,
+            uses=row.use_count,
+        )
+    return {"package_id": package_id, "vin": row.vin, "uses": row.use_count, "double_use": double}

@@ -98,6 +98,12 @@ def record_consent_in(
             "subject_sha256": ctx["subject_sha256"],
             "answers": {p: g for p, g in answers},
             "record_ids": ids,
+            "records": [
+                {"record_id": i, "category": p, "granted": g}
+                for i, (p, g) in zip(ids, answers, strict=True)
+            ],
+            "mechanism": ctx["mechanism"],
+            "method": ctx["method"],
             "captured_at": record.captured_at.isoformat(),
         },
         now=now,

@@ -177,3 +177,41 @@ def already_applied(
     except ManifestError:
         return False
     return True
+
+
+def software_changes(
+    before: TrustManifest,
+    after: TrustManifest,
+    *,
+    inventory: Mapping[str, InventoryEntry],
+    ecus: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """Per ECU, the software before and after the change, from two verified manifests.
+
+    This is the UNECE R156 record the cloud keeps per VIN: the installed images (name, digest,
+    length) and the activation counter each ECU signed, before the apply and after it. The
+    software version is the one read at identification (DID F189); the images identify the
+    state after."""
+    read = {str(e["serial"]): str(e.get("software") or "") for e in ecus}
+
+    def side(manifest: TrustManifest, serial: str) -> dict[str, Any]:
+        report = manifest.reports.get(serial)
+        images = [] if report is None else sorted(report.images, key=lambda i: i.name)
+        return {
+            "software_version": read.get(serial, ""),
+            "activation_counter": 0 if report is None else report.activation_counter,
+            "images": [
+                {"name": i.name, "sha256": i.hashes.get("sha256", ""), "length": i.length}
+                for i in images
+            ],
+        }
+
+    return [
+        {
+            "serial": serial,
+            "address": f"{entry.address:04X}",
+            "before": side(before, serial),
+            "after": side(after, serial),
+        }
+        for serial, entry in sorted(inventory.items(), key=lambda item: item[1].address)
+    ]

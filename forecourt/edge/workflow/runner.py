@@ -55,9 +55,10 @@ from forecourt.edge.workflow.errors import StaleWorkflow, StepFailed
 from forecourt.edge.workflow.manifest import (
     CertificateCheck,
     already_applied,
+    check_content,
     inventory_of,
     no_certificate_check,
-    verify_manifest,
+    software_changes,
     verify_signatures,
 )
 from forecourt.edge.workflow.packages import PackageSource, PackageUnavailable
@@ -465,25 +466,30 @@ class WorkflowRunner:
             report = self._with_link(wf, run, lambda s: s.version_report())
             previous = first.counters
         try:
-            manifest = verify_manifest(
-                report,
-                vin=wf.vin,
-                inventory=inventory,
-                previous_counters=previous,
-                counter_before=counter_before,
-                packages=refs,
+            signed = verify_signatures(
+                report, vin=wf.vin, inventory=inventory, previous_counters=previous
+            )
+            manifest = check_content(
+                signed, report, inventory=inventory, counter_before=counter_before, packages=refs
             )
         except ManifestError as exc:
             raise StepFailed(
                 wf.id, FailureCode.MANIFEST_REJECTED, str(exc), {"manifest_code": exc.code}
             ) from exc
         evidence["manifest"] = manifest.to_evidence()
+        # Before: what the car reported before this apply (after a crash past the apply, the
+        # images were already there; the counters then tell the change).
+        software = software_changes(first, signed, inventory=inventory, ecus=identity["ecus"])
         return self._commit(
             wf,
             run,
             _S.VERIFIED,
             started,
             evidence=evidence,
+            context={
+                "software": software,
+                "activation_counter_after": manifest.activation_counter,
+            },
             extra_hashes=(manifest.report_sha256,),
         )
 
@@ -504,6 +510,8 @@ class WorkflowRunner:
                     "authorisation_id": auth.get("authorisation_id"),
                     "offline_package_id": auth.get("offline_package_id"),
                     "offline": wf.offline,
+                    "activation_counter": wf.context.get("activation_counter_after"),
+                    "software": list(wf.context.get("software", [])),
                 },
                 now=self._d.clock(),
                 subject=wf.vin,

@@ -123,43 +123,47 @@ def test_problem_details_become_a_refusal_with_every_code_and_no_retry() -> None
     assert err.value.status == 403 and len(calls) == 1
 
 
-def test_events_go_to_the_routes_that_keep_them_and_a_double_use_comes_back() -> None:
-    seen: list[tuple[str, str, dict[str, object]]] = []
+def test_events_go_as_one_cloudevents_batch_and_the_per_id_answer_is_read() -> None:
+    seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        seen.append((request.method, request.url.path, body))
-        if request.url.path == "/v1/activations/req-9/report":
-            return httpx.Response(200, json={"request_id": "req-9", "status": "applied"})
-        if request.url.path == "/v1/offline-packages/p-1/uses":
-            return httpx.Response(200, json={"package_id": "p-1", "uses": 2, "double_use": True})
+        seen.append(request)
         return httpx.Response(
-            404,
-            headers={"content-type": "application/problem+json"},
-            json={"code": "activation_unknown", "detail": "no such activation"},
+            200,
+            json={
+                "accepted": ["e1", "e2", "not-sent"],
+                "duplicates": ["e4"],
+                "rejected": [{"id": "e3", "code": "activation_unknown", "detail": "gone"}],
+                "double_uses": [{"package_id": "p-1", "vin": "V", "uses": 2}],
+            },
         )
 
     c, _ = client(handler)
     now = FakeClock()()
     events = [
         OutgoingEvent("e1", ACTIVATION_COMPLETED, "V", now, {"authorisation_id": "req-9"}),
-        OutgoingEvent(
-            "e2",
-            OFFLINE_PACKAGE_USED,
-            "V",
-            now,
-            {"package_id": "p-1", "vin": "V", "workflow_id": "wf-2", "used_at": now.isoformat()},
-        ),
+        OutgoingEvent("e2", OFFLINE_PACKAGE_USED, "V", now, {"package_id": "p-1"}),
         OutgoingEvent("e3", ACTIVATION_COMPLETED, "V", now, {"authorisation_id": "gone"}),
         OutgoingEvent("e4", WORKFLOW_STEP, "V", now, {}),
     ]
     outcome = c.push_events(events)
-    assert outcome.accepted == ("e1", "e2", "e4")
+    assert outcome.accepted == ("e1", "e2")  # an id the edge did not send is ignored
+    assert outcome.duplicates == ("e4",)
     assert outcome.rejected == (("e3", "activation_unknown"),)
     assert [(d.package_id, d.vin) for d in outcome.double_uses] == [("p-1", "V")]
-    assert seen[0][:2] == ("POST", "/v1/activations/req-9/report")
-    assert seen[1][2]["use_id"] == "wf-2"  # one workflow, one use: a retry is not a second use
-    assert len(seen) == 3  # the step record is held by the anchored ledger, not posted
+    assert len(seen) == 1 and seen[0].url.path == "/v1/sync/events"
+    assert seen[0].headers["content-type"] == "application/cloudevents-batch+json"
+    batch = json.loads(seen[0].content)
+    assert [e["id"] for e in batch] == ["e1", "e2", "e3", "e4"]
+    assert {e["specversion"] for e in batch} == {"1.0"}
+
+
+def test_a_malformed_sync_answer_is_a_refusal_and_marks_nothing() -> None:
+    c, _ = client(lambda request: httpx.Response(200, json={"accepted": "e1"}))
+    now = FakeClock()()
+    with pytest.raises(CloudRefused) as err:
+        c.push_events([OutgoingEvent("e1", WORKFLOW_STEP, "V", now, {})])
+    assert err.value.codes == ("malformed_response",)
 
 
 def test_package_urls_are_made_absolute_against_the_cloud() -> None:
