@@ -82,7 +82,7 @@ def _delete(obj: Any, path: Path) -> Any:
 
 def _replacement() -> st.SearchStrategy[Any]:
     return st.one_of(
-        st.sampled_from(HOSTILE_VALUES),
+        st.sampled_from(HOSTILE_VALUES).map(copy.deepcopy),  # later edits must not touch them
         st.floats(allow_nan=True, allow_infinity=True),
         st.integers(min_value=1, max_value=200).map(_deep),
         st.text(max_size=40),
