@@ -25,6 +25,7 @@ from tuf.api.metadata import (  # type: ignore[attr-defined]
     Targets,
     Timestamp,
 )
+from tuf.api.serialization import SerializationError, SignedSerializer
 
 __all__ = [
     "CryptoSigner",
@@ -34,8 +35,10 @@ __all__ = [
     "Role",
     "Root",
     "SSlibKey",
+    "SerializationError",
     "Signature",
     "Signed",
+    "SignedSerializer",
     "Signer",
     "Snapshot",
     "TargetFile",

@@ -5,6 +5,9 @@ whitespace, integers and strings only — no floats), so the bytes a signature c
 any conforming implementation reproduces. Every top-level object carries a ``format`` tag with a
 version (``forecourt.bundle/1``); a reader refuses a format it does not know.
 
+Encoding goes through :mod:`forecourt.trust.olpc`, which is byte-identical to securesystemslib's
+``encode_canonical`` (property-tested) and falls back to it outside the proven domain.
+
 The size bound is checked on the raw bytes **before** parsing ("endless data" defence: a car must
 not spend memory or time on an object larger than any legitimate one). Duplicate keys are refused
 (two readers could pick different values), and so are floats, NaN and deep nesting.
@@ -15,8 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from securesystemslib.formats import encode_canonical
-
+from forecourt.trust import olpc
 from forecourt.trust.errors import BundleFormatError, EndlessData
 
 MAX_DEPTH = 32
@@ -25,11 +27,12 @@ __all__ = ["MAX_DEPTH", "canonical_bytes", "parse_bounded"]
 
 
 def canonical_bytes(obj: Any) -> bytes:
-    """Canonical JSON bytes of ``obj`` (what is signed, stored and transferred)."""
-    text = encode_canonical(obj)
-    if not isinstance(text, str):  # pragma: no cover - encode_canonical returns str here
-        raise BundleFormatError("canonical encoding failed")
-    return text.encode("utf-8")
+    """Canonical JSON bytes of ``obj`` (what is signed, stored and transferred).
+
+    Raises securesystemslib's ``FormatError`` for a value OLPC cannot encode (floats,
+    non-string keys, other types), exactly as securesystemslib does.
+    """
+    return olpc.encode(obj)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

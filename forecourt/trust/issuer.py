@@ -18,18 +18,21 @@ from typing import Any
 
 from nacl.public import PublicKey, SealedBox
 
+from forecourt.trust import olpc
 from forecourt.trust._sslib import (
     Metadata,
     MetaFile,
     Role,
     Root,
+    SerializationError,
+    Signed,
+    SignedSerializer,
     Signer,
     Snapshot,
     TargetFile,
     Targets,
     Timestamp,
 )
-from forecourt.trust.canonical import canonical_bytes
 from forecourt.trust.keys import public_key_of
 from forecourt.trust.model import (
     ACTIVATION_FIELD,
@@ -42,10 +45,12 @@ from forecourt.trust.model import (
 
 __all__ = [
     "BundleBuilder",
+    "ImageRepository",
     "Repository",
     "RepositoryKeys",
     "RoleSigners",
     "TopLevelMetadata",
+    "bundle_bytes",
 ]
 
 
@@ -68,12 +73,19 @@ class RepositoryKeys:
 
 @dataclass(frozen=True)
 class TopLevelMetadata:
-    """One repository's signed metadata as carried in a bundle."""
+    """One repository's signed metadata as carried in a bundle.
+
+    A published value: :meth:`Repository.publish` records the canonical bytes as they were
+    signed, so a bundle carries them without encoding them again (the image repository's
+    metadata goes unchanged into every bundle until the next publish). An instance built
+    directly (or by :func:`dataclasses.replace`) encodes itself once, on first use.
+    """
 
     roots: Sequence[Metadata[Root]]
     timestamp: Metadata[Timestamp] | None
     snapshot: Metadata[Snapshot] | None
     targets: Metadata[Targets]
+    _canonical: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,10 +95,90 @@ class TopLevelMetadata:
             "targets": self.targets.to_dict(),
         }
 
+    def canonical(self) -> bytes:
+        """Canonical JSON of :meth:`to_dict`, computed at most once per instance."""
+        if self._canonical is None:
+            object.__setattr__(self, "_canonical", olpc.encode(self.to_dict()))
+        assert self._canonical is not None
+        return self._canonical
 
-def _sign(md: Metadata[Any], signers: Sequence[Signer]) -> None:
+    @classmethod
+    def _published(
+        cls,
+        roots: Sequence[tuple[Metadata[Root], bytes]],
+        timestamp: tuple[Metadata[Timestamp], bytes] | None,
+        snapshot: tuple[Metadata[Snapshot], bytes] | None,
+        targets: tuple[Metadata[Targets], bytes],
+    ) -> TopLevelMetadata:
+        """An instance whose canonical bytes are assembled from the envelopes just signed."""
+        out = cls(
+            [md for md, _ in roots],
+            timestamp[0] if timestamp else None,
+            snapshot[0] if snapshot else None,
+            targets[0],
+        )
+        encoded = olpc.join_object(
+            {
+                "root": olpc.join_array(env for _, env in roots),
+                "timestamp": timestamp[1] if timestamp else b"null",
+                "snapshot": snapshot[1] if snapshot else b"null",
+                "targets": targets[1],
+            }
+        )
+        object.__setattr__(out, "_canonical", encoded)
+        return out
+
+
+class _EncodedOnce(SignedSerializer):
+    """Canonical bytes of one ``Signed`` object, encoded on first use and reused.
+
+    Every signer of a role signs the same bytes, and the envelope carries them, so encoding
+    happens once per signed object instead of once per signature plus once for the bundle.
+    """
+
+    def __init__(self, signed: Signed) -> None:
+        self._signed = signed
+        self._payload: bytes | None = None
+
+    def serialize(self, signed_obj: Signed) -> bytes:
+        if signed_obj is not self._signed:
+            raise SerializationError("serializer bound to another signed object")
+        if self._payload is None:
+            try:
+                self._payload = olpc.encode(signed_obj.to_dict())
+            except Exception as exc:  # same wrapping as tuf's CanonicalJSONSerializer
+                raise SerializationError from exc
+        return self._payload
+
+
+_Signatures = tuple[tuple[str, str], ...]
+
+
+def _signatures(md: Metadata[Any]) -> _Signatures:
+    return tuple((keyid, sig.signature) for keyid, sig in md.signatures.items())
+
+
+def _sign(md: Metadata[Any], signers: Sequence[Signer]) -> bytes:
+    """Add every signer's signature to ``md``; return the canonical envelope bytes.
+
+    The envelope is assembled around the very bytes that were signed; it equals the canonical
+    encoding of ``md.to_dict()`` (tested against securesystemslib).
+    """
+    payload = _EncodedOnce(md.signed)
     for signer in signers:
-        md.sign(signer, append=True)
+        md.sign(signer, append=True, signed_serializer=payload)
+    return _envelope(md, payload.serialize(md.signed))
+
+
+def _envelope(md: Metadata[Any], signed: bytes) -> bytes:
+    """Canonical JSON of ``md.to_dict()`` with the already encoded ``signed`` spliced in."""
+    members = {
+        "signatures": olpc.encode([sig.to_dict() for sig in md.signatures.values()]),
+        "signed": signed,
+    }
+    # to_dict() spreads unrecognized fields last, so they win over the two above, as here.
+    members.update({key: olpc.encode(value) for key, value in md.unrecognized_fields.items()})
+    return olpc.join_object(members)
 
 
 class Repository:
@@ -101,11 +193,26 @@ class Repository:
         self.keys = keys
         self._offline_max_window = offline_max_window
         self.roots: list[Metadata[Root]] = []
+        self._root_envelopes: dict[int, tuple[Metadata[Root], _Signatures, bytes]] = {}
         self._version = 0
         root = self._root_payload(keys, 1, root_expires)
         md = Metadata(root)
-        _sign(md, keys.root.signers)
+        self._add_root(md, _sign(md, keys.root.signers))
+
+    def _add_root(self, md: Metadata[Root], envelope: bytes) -> None:
         self.roots.append(md)
+        self._root_envelopes[id(md)] = (md, _signatures(md), envelope)
+
+    def _root_envelope(self, md: Metadata[Root]) -> tuple[Metadata[Root], bytes]:
+        """A root's envelope as signed; encoded again only if its signatures were changed."""
+        cached = self._root_envelopes.get(id(md))
+        if cached is not None and cached[0] is md and cached[1] == _signatures(md):
+            return md, cached[2]
+        return md, olpc.encode(md.to_dict())
+
+    def _published_roots(self) -> list[tuple[Metadata[Root], bytes]]:
+        """Every root after the first (the car pins v1 at the factory), oldest first."""
+        return [self._root_envelope(md) for md in self.roots[1:]]
 
     def _root_payload(self, keys: RepositoryKeys, version: int, expires: datetime) -> Root:
         root = Root(version=version, expires=expires, consistent_snapshot=True)
@@ -137,8 +244,7 @@ class Repository:
         """Publish root N+1, signed by the old root's and the new root's signers (TUF §5.3.4)."""
         version = self.root.signed.version + version_step
         md = Metadata(self._root_payload(new_keys, version, expires))
-        _sign(md, [*self.keys.root.signers, *new_keys.root.signers])
-        self.roots.append(md)
+        self._add_root(md, _sign(md, [*self.keys.root.signers, *new_keys.root.signers]))
         self.keys = new_keys
         return md
 
@@ -148,18 +254,23 @@ class Repository:
         targets.version = self._version
         targets.expires = expires
         targets_md = Metadata(targets)
-        _sign(targets_md, self.keys.targets.signers)
+        targets_env = _sign(targets_md, self.keys.targets.signers)
         snapshot = Snapshot(
             version=self._version, expires=expires, meta={"targets.json": MetaFile(self._version)}
         )
         snapshot_md = Metadata(snapshot)
-        _sign(snapshot_md, self.keys.snapshot.signers)
+        snapshot_env = _sign(snapshot_md, self.keys.snapshot.signers)
         timestamp = Timestamp(
             version=self._version, expires=expires, snapshot_meta=MetaFile(self._version)
         )
         timestamp_md = Metadata(timestamp)
-        _sign(timestamp_md, self.keys.timestamp.signers)
-        return TopLevelMetadata(list(self.roots[1:]), timestamp_md, snapshot_md, targets_md)
+        timestamp_env = _sign(timestamp_md, self.keys.timestamp.signers)
+        return TopLevelMetadata._published(
+            self._published_roots(),
+            (timestamp_md, timestamp_env),
+            (snapshot_md, snapshot_env),
+            (targets_md, targets_env),
+        )
 
     def publish_offline(self, targets: Targets, expires: datetime) -> TopLevelMetadata:
         """Sign targets with the offline role only (no timestamp/snapshot)."""
@@ -169,8 +280,8 @@ class Repository:
         targets.version = self._version
         targets.expires = expires
         md = Metadata(targets)
-        _sign(md, self.keys.offline.signers)
-        return TopLevelMetadata(list(self.roots[1:]), None, None, md)
+        envelope = _sign(md, self.keys.offline.signers)
+        return TopLevelMetadata._published(self._published_roots(), None, None, (md, envelope))
 
 
 class ImageRepository(Repository):
@@ -194,6 +305,21 @@ class ImageRepository(Repository):
 
     def publish_images(self, expires: datetime) -> TopLevelMetadata:
         return self.publish(self.targets, expires)
+
+
+def bundle_bytes(director: TopLevelMetadata, image: TopLevelMetadata) -> bytes:
+    """The canonical bundle carrying both repositories' metadata.
+
+    Equal to ``canonical_bytes({"format": BUNDLE_FORMAT, "director": director.to_dict(),
+    "image": image.to_dict()})``, assembled from each part's recorded canonical bytes.
+    """
+    return olpc.join_object(
+        {
+            "format": olpc.encode(BUNDLE_FORMAT),
+            "director": director.canonical(),
+            "image": image.canonical(),
+        }
+    )
 
 
 @dataclass
@@ -293,10 +419,4 @@ class BundleBuilder:
             director_md = director.publish_offline(targets, expires)
         else:
             director_md = director.publish(targets, expires)
-        return canonical_bytes(
-            {
-                "format": BUNDLE_FORMAT,
-                "director": director_md.to_dict(),
-                "image": image_metadata.to_dict(),
-            }
-        )
+        return bundle_bytes(director_md, image_metadata)
