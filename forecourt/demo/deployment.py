@@ -261,6 +261,7 @@ def start_deployment(options: DeploymentOptions) -> LocalDeployment:  # noqa: PL
         data_dir / "cloud", pki, world, secrets,
         root_expires=state.root_expires, now=state.reference_time, fresh=not reused,
     )  # fmt: skip
+    state.save(data_dir)  # the registry is seeded: the next start reuses it
     host: SimulatorHost | None = None
     edge: Edge | None = None
     console: BackgroundServer | None = None
