@@ -22,6 +22,7 @@ from forecourt.cloud.registry.dealers import (
     record_certificate,
     revoke_certificate,
 )
+from forecourt.cloud.registry.edge_logs import register_edge_log
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.server import TlsFiles, uvicorn_config
 from forecourt.settings import load_settings
@@ -181,3 +182,33 @@ def token_command(
     finally:
         db.dispose()
     typer.echo(token)
+
+
+@app.command("register-edge-log")
+def register_edge_log_command(
+    dealer_id: str = typer.Option(..., "--dealer", help="Registered dealer id."),
+    edge_id: str = typer.Option(..., "--edge", help="The edge box's name (its certificate CN)."),
+    vkey: Path = typer.Option(
+        ..., "--vkey", exists=True, dir_okay=False, help="File with the edge's ledger vkey."
+    ),
+    database_url: str | None = _DB,
+) -> None:
+    """Register an edge ledger's verifier key so its checkpoints enter the log of logs."""
+    db = Database(_database_url(database_url))
+    try:
+        with db.transaction() as session:
+            registered = register_edge_log(
+                session,
+                dealer_id,
+                edge_id,
+                vkey.read_text().strip(),
+                by=f"cli:{os.environ.get('USER', 'unknown')}",
+                now=datetime.now(UTC),
+            )
+    except CloudProblem as exc:
+        typer.echo(f"{exc.code.value}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    state = "registered" if registered.created else "already registered"
+    typer.echo(f"{registered.origin}: {state} for {dealer_id}/{edge_id}")

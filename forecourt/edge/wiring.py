@@ -25,7 +25,9 @@ Usage (the CLI, the demo and the end-to-end tests do exactly this)::
 2. the dealer's operators are pushed to the cloud (``PUT /v1/dealer/operators``) so the cloud's
    re-check of the operator named in each authorisation passes; a change of the operator list
    is pushed again by the background loop;
-3. the offline package stock is refilled (best effort: the cloud may be down);
+3. when the cloud answered, the outbox is drained first (an offline activation reaches the
+   cloud before the refill, so its car is not stocked again); then the offline package stock is
+   refilled (best effort: the cloud may be down);
 4. ``resume_all()`` picks up every workflow a previous process left unfinished;
 5. one background thread drains the outbox every ``sync_interval`` and queues a ledger
    checkpoint every ``checkpoint_interval`` when the log grew; :meth:`Edge.close` stops it,
@@ -163,6 +165,8 @@ class Edge:
     def start(self, *, background: bool = True) -> list[str]:
         """Sync operators, refill offline stock, resume unfinished workflows, start the loop."""
         self.sync_operators()
+        if self._operators_digest is not None:  # the link is up: report what waited first,
+            self.outbox.drain()  # so a car activated offline is not stocked again
         self.refill_offline_stock()
         resumed = self.activations.resume_all()
         if background:
@@ -250,6 +254,12 @@ class Edge:
         self.sync_operators()
         self.queue_checkpoint()
         return self.outbox.drain()
+
+    def ledger_vkey(self) -> str:
+        """This edge log's checkpoint verifier key (``origin+hash+key``): what the OEM registers
+        (``forecourt cloud register-edge-log`` or ``PUT /v1/dealers/{d}/edges/{e}/ledger-key``)
+        so the cloud accepts this edge's checkpoints into the log of logs."""
+        return ledger_verifier(self.settings).to_vkey()
 
     def _loop(self) -> None:
         last_checkpoint = 0.0

@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 from forecourt.edge.wiring import Edge
 from forecourt.edge.workflow import StepRecord, WorkflowStore
 from forecourt.ledger.audit import audit_store
-from forecourt.store.edge import EdgeWorkflowStep
+from forecourt.store.edge import EdgeOutboxMessage, EdgeWorkflowStep
 from forecourt.store.ledger import LedgerEntry
-from forecourt.store.registry import ActivationRow, VehicleRow
+from forecourt.store.registry import ActivationRow, SyncEventRow, VehicleRow
 from tests.e2e.world import CloudStack
 
 
@@ -39,3 +39,21 @@ def cloud_activation(stack: CloudStack, vin: str) -> list[tuple[str, str]]:
 def cloud_vehicle_state(stack: CloudStack, vin: str) -> str:
     with stack.world.context.db.sessions() as s:
         return str(s.execute(select(VehicleRow.state).where(VehicleRow.vin == vin)).scalar_one())
+
+
+def held_by_cloud(stack: CloudStack, vin: str) -> list[str]:
+    """Ids of the sync events the cloud holds about ``vin`` (one row per id, by its key)."""
+    with stack.world.context.db.sessions() as s:
+        rows = s.execute(select(SyncEventRow.event_id).where(SyncEventRow.subject == vin)).scalars()
+        return sorted(rows)
+
+
+def sent_by_edge(edge: Edge, vin: str) -> list[str]:
+    """Ids of the outbox messages about ``vin`` the edge has delivered."""
+    with edge.sessions() as s:
+        rows = s.execute(
+            select(EdgeOutboxMessage.event_id).where(
+                EdgeOutboxMessage.subject == vin, EdgeOutboxMessage.sent_at.is_not(None)
+            )
+        ).scalars()
+        return sorted(rows)

@@ -11,8 +11,8 @@ from forecourt.edge.offline import PackageState
 from forecourt.edge.operators import ReviewKind
 from forecourt.edge.wiring import Edge, EdgeSettings, start_edge
 from forecourt.edge.workflow import WorkflowRecord, WorkflowState
-from forecourt.store.registry import OfflinePackageRow
-from tests.e2e.checks import ledger_is_whole
+from forecourt.store.registry import OfflinePackageRow, VehicleRow
+from tests.e2e.checks import held_by_cloud, ledger_is_whole, sent_by_edge
 from tests.e2e.world import CloudStack, People, RunningCar, hire
 
 UNREACHABLE = "https://127.0.0.1:9"  # discard port: nothing listens, the handshake never starts
@@ -62,12 +62,16 @@ def test_offline_activation_is_reconciled_once_and_a_copied_package_is_a_double_
         ledger_is_whole(edge)
     assert car.car.state.activation_counter == 1
 
-    with start_edge(settings, background=False) as edge:  # the link is back
-        report = edge.sync_now()
-        assert report.sent > 0 and report.dead == 0 and not report.double_uses
-        assert edge.outbox.pending_count() == 0
+    with start_edge(settings, background=False) as edge:  # the link is back: drained at start
+        assert edge.outbox.pending_count() == 0 and edge.outbox.dead() == []
         held = {p.package_id: p.state for p in edge.offline.stock()}
         assert held[stocked[0].package_id] is PackageState.USED
+        # The cloud now knows the car activated: no new package for it, at start or later.
+        assert _cloud_state(stack, car.vin) == "activated"
+        edge.refill_offline_stock()
+        assert [p.state for p in edge.offline.stock() if p.vin == car.vin] == [PackageState.USED]
+        assert edge.sync_now().dead == 0
+        assert held_by_cloud(stack, car.vin) == sent_by_edge(edge, car.vin)  # each event once
     package_id = stocked[0].package_id
     assert _uses(stack, package_id) == 1  # reported once, however often the push was retried
     assert OfflineService(stack.world.context).double_uses() == []
@@ -88,9 +92,7 @@ def test_offline_activation_is_reconciled_once_and_a_copied_package_is_a_double_
                 review_request_id=None,
             )
         assert claimed.package_id == stocked[0].package_id
-    with start_edge(clone_settings, background=False) as edge:
-        report = edge.sync_now()
-        assert [d.package_id for d in report.double_uses] == [package_id]
+    with start_edge(clone_settings, background=False) as edge:  # the cloud answers at start
         assert [p.package_id for p in edge.offline.double_uses()] == [package_id]
     doubles = OfflineService(stack.world.context).double_uses()
     assert [(d["package_id"], len(d["uses"])) for d in doubles] == [(package_id, 2)]
@@ -102,3 +104,10 @@ def _uses(stack: CloudStack, package_id: str) -> int:
         row = session.get(OfflinePackageRow, package_id)
         assert row is not None
         return int(row.use_count)
+
+
+def _cloud_state(stack: CloudStack, vin: str) -> str:
+    with stack.world.context.db.sessions() as session:
+        row = session.get(VehicleRow, vin)
+        assert row is not None
+        return row.state

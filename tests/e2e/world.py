@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from forecourt.cloud.app import create_app
 from forecourt.cloud.server import serve_in_thread
@@ -29,9 +33,6 @@ from forecourt.edge.operators import Role
 from forecourt.edge.wiring import Edge, EdgeSettings, ledger_verifier
 from forecourt.edge.workflow import ConsentCapture
 from forecourt.ledger.checkpoint import SoftwareNoteSigner, verifier_for
-from forecourt.ledger.log import TransparencyLog
-from forecourt.ledger.logoflogs import CloudLogOfLogs
-from forecourt.ledger.repository import MerkleLogStore
 from forecourt.vehicle.car import Car, CarServices
 from forecourt.vehicle.doip.entity import DoipEntity, EntityConfig
 from forecourt.vehicle.factory import RepositoryRoots, provision_cars
@@ -233,13 +234,23 @@ class CloudStack:
         return dataclasses.replace(settings, **changes)
 
     def register_edge_log(self, settings: EdgeSettings) -> None:
-        """The OEM onboards the edge: its log's key is registered in the log of logs."""
-        log = TransparencyLog(
-            MerkleLogStore(self.world.context.db.engine),
-            self.world.config.ledger_origin,
-            self.ledger_signer,
+        """The OEM onboards the edge: its log's key is registered through the staff route."""
+        vkey = ledger_verifier(settings).to_vkey()  # what Edge.ledger_vkey() gives once built
+        with self.staff() as staff:
+            answer = staff.put(
+                f"/v1/dealers/{settings.dealer_id}/edges/{settings.edge_id}/ledger-key",
+                json={"vkey": vkey},
+            )
+        assert answer.status_code == 200, answer.text
+
+    def staff(self) -> httpx.Client:
+        """An OEM staff client (bearer token, no client certificate)."""
+        root = self.world.pki.root.public_bytes(Encoding.PEM).decode()
+        return httpx.Client(
+            base_url=self.url,
+            verify=ssl.create_default_context(cadata=root),
+            headers={"authorization": f"Bearer {self.world.staff_token}"},
         )
-        CloudLogOfLogs(log).register_edge(ledger_verifier(settings))
 
 
 @dataclass
@@ -275,7 +286,8 @@ def cloud_stack(db_url: str, directory: Path) -> Iterator[CloudStack]:
     files = world.tls_files(directory / "server")
     host = SimulatorHost()
     try:
-        with serve_in_thread(create_app(config, world.context), files) as url:
+        app = create_app(config, world.context)
+        with serve_in_thread(app, files, staff_without_certificate=True) as url:
             yield CloudStack(world, url, directory, host, signer)
     finally:
         host.close()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from forecourt.cloud.auth import DealerDep, Scope, require_scope
+from forecourt.cloud.auth import DealerDep, Scope, StaffCaller, require_scope
 from forecourt.cloud.context import get_context
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import (
@@ -19,6 +19,7 @@ from forecourt.cloud.registry.dealers import (
     replace_operators,
     upsert_dealer,
 )
+from forecourt.cloud.registry.edge_logs import register_edge_log
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
 from forecourt.core import CoreError, Dealer, IllegalTransition, LifecycleState, from_dict, to_json
@@ -35,6 +36,10 @@ class OwnerIn(BaseModel):
 
 class StateIn(BaseModel):
     state: LifecycleState
+
+
+class LedgerKeyIn(BaseModel):
+    vkey: str = Field(min_length=10, max_length=512)
 
 
 class OperatorsIn(BaseModel):
@@ -119,6 +124,8 @@ def registry_router() -> APIRouter:
         with get_context(request).db.sessions() as session:
             return [to_json(dealer_from_row(r)) for r in session.query(DealerRow).all()]
 
+    _ledger_key_route(router)
+
     @router.put("/dealer/operators")
     def sync_operators(body: OperatorsIn, dealer: DealerDep, request: Request) -> dict[str, int]:
         """The dealer's edge replaces its operator list (ids and roles, no secrets)."""
@@ -134,3 +141,21 @@ def registry_router() -> APIRouter:
         return {"operators": count}
 
     return router
+
+
+def _ledger_key_route(router: APIRouter) -> None:
+    @router.put("/dealers/{dealer_id}/edges/{edge_id}/ledger-key")
+    def put_ledger_key(
+        dealer_id: str,
+        edge_id: str,
+        body: LedgerKeyIn,
+        request: Request,
+        staff: StaffCaller = require_scope(Scope.DEALERS_ADMIN),
+    ) -> dict[str, object]:
+        """Register an edge's ledger verifier key for the log of logs (idempotent)."""
+        context = get_context(request)
+        with context.db.transaction() as session:
+            registered = register_edge_log(
+                session, dealer_id, edge_id, body.vkey, by=staff.subject, now=context.config.clock()
+            )
+        return registered.to_json()
