@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -102,7 +103,7 @@ def test_tuples_optionals_and_sets_keep_their_checks() -> None:
     value = _Shapes((1, "x"), b"\x00\xff", frozenset({"b", "a"}))
     assert from_dict(_Shapes, _json(to_dict(value))) == value
     assert from_dict(_Shapes, {"pair": [1, "x"], "maybe": None, "tags": []}).maybe is None
-    refusals = {
+    refusals: dict[str, dict[str, Any]] = {
         "pair": {"pair": [1], "maybe": None, "tags": []},
         "maybe": {"pair": [1, "x"], "maybe": "zz", "tags": []},
         "tags": {"pair": [1, "x"], "maybe": None, "tags": "a"},
