@@ -16,6 +16,11 @@ import uvicorn
 from forecourt.cloud.server import ThreadedServer, TlsFiles, uvicorn_config
 
 
+#: How long a stopping server waits for open connections (kept-alive clients, an open console
+#: tab's event stream) before closing them: the demo stops at once on Ctrl-C.
+GRACE_S = 1
+
+
 class ServerDidNotStart(RuntimeError):
     """The server thread did not listen within the time allowed (port taken, bad certificate)."""
 
@@ -59,13 +64,25 @@ class BackgroundServer:
 
 def cloud_server(app: Any, tls: TlsFiles, host: str, port: int) -> BackgroundServer:
     """The cloud over mutual TLS (a dealer certificate is required at the handshake)."""
-    config = uvicorn_config(app, tls, lifespan="off", log_level="critical", access_log=False)
+    config = uvicorn_config(
+        app,
+        tls,
+        lifespan="off",
+        log_level="critical",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE_S,
+    )
     return BackgroundServer(config, host, port, "cloud-server")
 
 
 def console_server(app: Any, host: str, port: int) -> BackgroundServer:
     """The edge console over HTTP (loopback only in the demo; TLS in front in a store)."""
     config = uvicorn.Config(
-        app, lifespan="on", log_level="critical", access_log=False, loop="asyncio"
+        app,
+        lifespan="on",
+        log_level="critical",
+        access_log=False,
+        loop="asyncio",
+        timeout_graceful_shutdown=GRACE_S,
     )
     return BackgroundServer(config, host, port, "edge-console")
