@@ -27,6 +27,7 @@ them instead of being encoded a second time.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -116,8 +117,16 @@ def join_object(members: Mapping[str, bytes]) -> bytes:
     Keys are sorted and encoded as OLPC does; each value must itself be canonical (the output of
     :func:`encode` or of these joins), so the result equals encoding the decoded object.
     """
-    parts = [encode(key) + b":" + members[key] for key in sorted(members)]
+    parts = [_member_name(key) + members[key] for key in sorted(members)]
     return b"{" + b",".join(parts) + b"}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _member_name(key: str) -> bytes:
+    """``"key":`` as canonical bytes; envelopes reuse a handful of names on every bundle."""
+    if type(key) is not str:
+        raise TypeError(f"object member names are strings, not {type(key).__name__}")
+    return encode(key) + b":"
 
 
 def join_array(items: Iterable[bytes]) -> bytes:
