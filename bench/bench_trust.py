@@ -15,16 +15,18 @@ import argparse
 import json
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from forecourt.logging import configure_logging
-from forecourt.trust import olpc
+from forecourt.trust import olpc, verifier
 from forecourt.trust._sslib import Metadata, MetaFile, Snapshot, Timestamp
+from forecourt.trust.canonical import canonical_bytes
 from forecourt.trust.issuer import BundleBuilder, Repository, TopLevelMetadata
 from forecourt.trust.model import BUNDLE_FORMAT
 from forecourt.trust.testing import NOW, make_world
@@ -46,7 +48,7 @@ class LegacyBuild:
         self.director = director
         self.version = 10_000  # apart from the repository's own versions; only timing matters
 
-    def __call__(self, builder: BundleBuilder, image: TopLevelMetadata, expires) -> bytes:  # type: ignore[no-untyped-def]
+    def __call__(self, builder: BundleBuilder, image: TopLevelMetadata, expires: datetime) -> bytes:
         keys = self.director.keys
         self.version += 1
         targets = builder.director_targets()
@@ -98,6 +100,12 @@ def main() -> None:
     signed_before = rate(lambda: legacy(builder, image_md, expires), seconds)
     signed = rate(lambda: builder.build(world.director, image_md, expires), seconds)
     verified = rate(lambda: verify_bundle(bundle, world.car, NOW), seconds)
+    car_side: Any = verifier  # the roots a verified bundle hands on, encoded as before
+    car_side.canonical_bytes = olpc.reference_encode
+    try:
+        verified_before = rate(lambda: verify_bundle(bundle, world.car, NOW), seconds)
+    finally:
+        car_side.canonical_bytes = canonical_bytes
 
     print(f"bundle size                 {len(bundle):>10} bytes (2 ECUs, 1 feature, 1 secret)")
     print(f"raw Ed25519 sign/s          {raw_sign:>10.0f}")
@@ -110,8 +118,15 @@ def main() -> None:
         f"bundles signed/s            {signed:>10.0f}   ratio to raw sign   {signed / raw_sign:.4f}"
         f"   {signed / signed_before:.2f}x before   ({1e3 / signed:.3f} ms per bundle)"
     )
-    ratio = verified / raw_verify
-    print(f"bundles verified/s          {verified:>10.0f}   ratio to raw verify {ratio:.4f}")
+    print(
+        f"bundles verified/s before   {verified_before:>10.0f}   ratio to raw verify "
+        f"{verified_before / raw_verify:.4f}"
+    )
+    print(
+        f"bundles verified/s          {verified:>10.0f}   ratio to raw verify "
+        f"{verified / raw_verify:.4f}   {verified / verified_before:.2f}x before"
+        "   (signed payloads: tuf's securesystemslib serializer, unchanged)"
+    )
     print(
         "(a bundle signs 3 director objects; verifying checks 7 signatures over both repositories)"
     )
