@@ -15,7 +15,6 @@ import uvicorn
 
 from forecourt.cloud.server import ThreadedServer, TlsFiles, uvicorn_config
 
-
 #: How long a stopping server waits for open connections (kept-alive clients, an open console
 #: tab's event stream) before closing them: the demo stops at once on Ctrl-C.
 GRACE_S = 1
