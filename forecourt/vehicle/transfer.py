@@ -64,6 +64,17 @@ class _Active:
     counter: int  # last accepted block sequence counter (0 before the first block)
     fd: int  # the .part file, open for the whole transfer
     digest: Any  # hashlib SHA-256 over the bytes written so far (no re-read at 0x37)
+    complete: bool = False  # ResumeFile of a file already fully received: nothing to write
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    """The digest of a file already received (``hashlib``'s ``digest()`` shape)."""
+
+    hex_digest: str
+
+    def digest(self) -> bytes:
+        return bytes.fromhex(self.hex_digest)
 
 
 class FileReceiver:
@@ -170,6 +181,16 @@ class FileReceiver:
         self._active = _Active(name, size, 0, 0, fd, hashlib.sha256())
 
     def _resume(self, name: str, size: int) -> int:
+        final = self.directory / name
+        if not self._meta(name).exists() and final.is_file() and final.stat().st_size == size:
+            # Fully received before: filePosition = fileSize, and 0x37 answers its SHA-256 so
+            # the tester can tell it is the file it means before sending nothing.
+            self.abort()
+            received = self.completed(name)
+            assert received is not None
+            fd = os.open(final, os.O_RDONLY)
+            self._active = _Active(name, size, size, 0, fd, _Fixed(received.sha256), complete=True)
+            return size
         try:
             meta = json.loads(self._meta(name).read_text())
             position = self._part(name).stat().st_size
@@ -192,6 +213,8 @@ class FileReceiver:
         active = self._active
         if active is None:
             raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "TransferData without a request")
+        if active.complete:
+            raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "the file is already complete")
         if len(data) < 1:
             raise NegativeResponse(_BAD_FORMAT, "missing blockSequenceCounter")
         counter, block = data[0], memoryview(data)[1:]  # no copy of the block
@@ -224,6 +247,11 @@ class FileReceiver:
             raise NegativeResponse(
                 Nrc.REQUEST_SEQUENCE_ERROR, f"{active.position} of {active.size} bytes received"
             )
+        if active.complete:
+            self.abort()
+            digest = active.digest.digest()
+            return digest, ReceivedFile(active.name, self.directory / active.name, active.size,
+                                        digest.hex())  # fmt: skip
         part, final = self._part(active.name), self.directory / active.name
         os.fsync(active.fd)
         self.abort()

@@ -200,4 +200,4 @@ def record_use_in(
             dealer_id=dealer_id,
             uses=row.use_count,
         )
-    return {"package_id": package_id, "vin": row.vin, "uses": row.use_count, "double_use": double}
+    return {"package_id": package_id, "uses": row.use_count, "double_use": double}

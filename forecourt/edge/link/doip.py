@@ -418,12 +418,16 @@ class DoipVehicleLink:
         position = 0
         block_size = 0
         cuts = 0
+        held = False
         with data.reader() as read:
             while True:
                 try:
                     if cuts:
                         self._reauthenticate(ecu)
                     position, block_size = self._open_file(ecu, name, data.size)
+                    held = position == data.size and self._holds(ecu, name, data.sha256)
+                    if position == data.size and not held:
+                        position, block_size = self._open_file(ecu, name, data.size, resume=False)
                     if cuts:
                         resumed.append(position)
                     counter = 1
@@ -435,7 +439,10 @@ class DoipVehicleLink:
                         counter = (counter + 1) & 0xFF
                         if progress is not None:
                             progress(position, data.size)
-                    exit_response = self._call(ecu, 0x37, lambda c: c.request_transfer_exit())
+                    if held:
+                        exit_response = None  # _holds ended it with the digest checked
+                    else:
+                        exit_response = self._call(ecu, 0x37, lambda c: c.request_transfer_exit())
                     break
                 except VehicleUnreachable as cut:
                     cuts += 1
@@ -452,7 +459,11 @@ class DoipVehicleLink:
                         raise TransferInterrupted(
                             vehicle.address, ecu, name, position, data.size
                         ) from cut
-        reported = bytes(exit_response.service_data.parameter_records or b"").hex()
+        reported = (
+            bytes(exit_response.service_data.parameter_records or b"").hex()
+            if exit_response is not None
+            else data.sha256
+        )
         if reported and reported != data.sha256:
             raise TransferVerificationFailed(ecu, name, data.sha256, reported)
         _log.info(
@@ -466,9 +477,28 @@ class DoipVehicleLink:
         )
         return TransferReceipt(ecu, name, data.size, data.sha256, sent, block_size, tuple(resumed))
 
-    def _open_file(self, ecu: int, name: str, size: int) -> tuple[int, int]:
+    def _holds(self, ecu: int, name: str, sha256: str) -> bool:
+        """After ResumeFile answered filePosition = fileSize (the ECU has the whole file):
+        RequestTransferExit reports its SHA-256; only the same digest means it is this file
+        (a file of the same name and size from an earlier activation is sent again)."""
+        response = self._call(ecu, 0x37, lambda c: c.request_transfer_exit())
+        reported = bytes(response.service_data.parameter_records or b"").hex()
+        if reported == sha256:
+            _log.info("file_already_received", vin=self._bound().vin, ecu=f"{ecu:04X}", file=name)
+            return True
+        _log.info("file_received_differs", vin=self._bound().vin, ecu=f"{ecu:04X}", file=name)
+        return False
+
+    def _open_file(self, ecu: int, name: str, size: int, *, resume: bool = True) -> tuple[int, int]:
         """ResumeFile, else ReplaceFile; returns (ECU-confirmed position, data bytes per block)."""
         dfi = DataFormatIdentifier(compression=0, encryption=0)
+        if not resume:
+            response = self._call(
+                ecu,
+                0x38,
+                lambda c: c.request_file_transfer(_MOOP.ReplaceFile, name, dfi=dfi, filesize=size),
+            )
+            return 0, self._block_size(ecu, int(response.service_data.max_length))
         try:
             response = self._call(
                 ecu,

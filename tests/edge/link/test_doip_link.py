@@ -185,3 +185,18 @@ def test_a_car_that_went_away_is_unreachable(
     with pytest.raises(VehicleUnreachable) as error:
         link.read_identity()
     assert error.value.address == sim.address
+
+
+def test_a_file_the_car_already_holds_whole_is_not_sent_again_but_a_different_one_is(
+    link: DoipVehicleLink,
+) -> None:
+    link.authenticate(0x1000, dealer())
+    image = os.urandom(6 * BLOCK)
+    first = link.transfer(0x1000, "whole.img", image)
+    assert first.bytes_sent == len(image)
+    again = link.transfer(0x1000, "whole.img", image)  # e.g. a resume after a crash past 0x37
+    assert (again.bytes_sent, again.sha256) == (0, first.sha256)
+    other = os.urandom(len(image))  # same name and size, other content: sent in full
+    replaced = link.transfer(0x1000, "whole.img", other)
+    assert replaced.bytes_sent == len(other)
+    assert replaced.sha256 == hashlib.sha256(other).hexdigest()
