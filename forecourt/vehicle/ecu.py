@@ -49,6 +49,9 @@ START_ROUTINE, STOP_ROUTINE, REQUEST_ROUTINE_RESULTS = 0x01, 0x02, 0x03
 REPORT_DTC_BY_STATUS_MASK = 0x02
 DTC_STATUS_AVAILABILITY_MASK = 0x09
 _BAD_FORMAT = Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT
+# DIDs one 0x22 request may name (ISO 14229-1 lets the server set the maximum; more is NRC 0x13).
+# FD00 and FD04 each commit state, so an unbounded list would be that many disk writes.
+MAX_DIDS_PER_REQUEST = 8
 
 
 class Ecu:
@@ -90,8 +93,18 @@ class Ecu:
         """Serve one UDS request; every outcome is a response (or a suppressed one).
 
         TransferData gets a view of its block (no copy of up to 1 MiB); every other service gets
-        its own bytes.
+        its own bytes. An empty request has no SID to answer for: it gets ``7F 00 13``.
         """
+        if not request:
+            _log.info(
+                "uds_refused",
+                ecu=f"{self.address:04X}",
+                sid="none",
+                nrc=f"{_BAD_FORMAT:#04x}",
+                reason="empty request",
+            )
+            await respond(negative_response(0x00, _BAD_FORMAT))
+            return
         sid = request[0]
         body = request[1:] if sid == TRANSFER_DATA else bytes(request[1:])
         if self.session.touch():
@@ -163,14 +176,27 @@ class Ecu:
 
     # 0x22 / 0x2E ----------------------------------------------------------------------------
     async def _read_data(self, data: bytes, respond: Respond) -> bytes | None:
-        if not data or len(data) % 2:
+        """ReadDataByIdentifier, NRC order of ISO 14229-1:2020 §10.2.5 (figure 20).
+
+        Every requested DID is looked up before any is read, because reading FD00 (nonce) or
+        FD04 (report counter) commits state: a refused request must change nothing. Unsupported
+        DIDs are left out of the positive response; only when none is supported is the request
+        refused with 0x31.
+        """
+        if not data or len(data) % 2 or len(data) // 2 > MAX_DIDS_PER_REQUEST:
             raise NegativeResponse(_BAD_FORMAT, "DID list length")
+        requested = [did for (did,) in struct.iter_unpack(">H", data)]
+        readers = [(did, reader) for did in requested if (reader := self._did_reader(did))]
+        if not readers:
+            listed = " ".join(f"{did:04X}" for did in requested)
+            raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"no supported DID in {listed}")
         out = bytearray()
-        for (did,) in struct.iter_unpack(">H", data):
-            out += struct.pack(">H", did) + self._read_did(did)
+        for did, reader in readers:
+            out += struct.pack(">H", did) + reader()
         return bytes(out)
 
-    def _read_did(self, did: int) -> bytes:
+    def _did_reader(self, did: int) -> Callable[[], bytes] | None:
+        """How this ECU reads ``did`` (nothing is read yet), or ``None`` if not supported here."""
         car, ecu = self.car, self.car.state.ecus[self.address]
         is_gateway = self.address == car.gateway_address
         simple: dict[int, str] = {
@@ -183,15 +209,13 @@ class Ecu:
             Did.REPAIR_SHOP_CODE: ecu.repair_shop_code,
         }
         if did in simple:
-            return simple[did].encode("ascii")
-        if did == Did.ACTIVATION_NONCE and is_gateway:
-            return car.issue_nonce()
-        if did == Did.ACTIVATION_COUNTER:
-            return struct.pack(">I", car.state.activation_counter)
-        if did == Did.FEATURE_STATUS:
-            return canonical_json(car.feature_status(None if is_gateway else self.address))
-        if did == Did.ECU_IDENTITY:
-            return canonical_json(
+            text = simple[did]
+            return lambda: text.encode("ascii")
+        scope = None if is_gateway else self.address
+        readers: dict[int, Callable[[], bytes]] = {
+            Did.ACTIVATION_COUNTER: lambda: struct.pack(">I", car.state.activation_counter),
+            Did.FEATURE_STATUS: lambda: canonical_json(car.feature_status(scope)),
+            Did.ECU_IDENTITY: lambda: canonical_json(
                 {
                     "address": f"{self.address:04X}",
                     "serial": ecu.serial_number,
@@ -199,14 +223,14 @@ class Ecu:
                     "sealing_public_key": ecu.sealing_public_key,
                     "certificate_pem": ecu.certificate_pem,
                 }
-            )
-        if did == Did.VERSION_REPORT:
-            return car.version_report(self.address)
-        if did == Did.VEHICLE_STATUS:
-            return car.status_summary(None if is_gateway else self.address)
-        if did == Did.PRECONDITIONS:
-            return car.preconditions.encode()
-        raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"DID {did:#06x}")
+            ),
+            Did.VERSION_REPORT: lambda: car.version_report(self.address),
+            Did.VEHICLE_STATUS: lambda: car.status_summary(scope),
+            Did.PRECONDITIONS: car.preconditions.encode,
+        }
+        if is_gateway:
+            readers[Did.ACTIVATION_NONCE] = car.issue_nonce
+        return readers.get(did)
 
     async def _write_data(self, data: bytes, respond: Respond) -> bytes | None:
         if len(data) < 3:

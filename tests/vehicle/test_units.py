@@ -102,3 +102,50 @@ def test_file_transfer_paths_cannot_escape_the_ecu_directory(tmp_path: Path, pat
         Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT,
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def _ask(car: Car, address: int, request: bytes) -> bytes:
+    sent: list[bytes] = []
+
+    async def respond(data: bytes) -> None:
+        sent.append(data)
+
+    asyncio.run(car.ecus[address].handle(request, respond))
+    return sent[-1]
+
+
+def test_a_multi_did_read_answers_the_supported_dids_and_leaves_out_the_others(
+    make_store: Callable[[str], CarStore],
+) -> None:
+    car = Car(make_store("car"))
+    counter_before = car.state.report_counter
+    answer = _ask(car, 0x1000, b"\x22\x00\x00\xf1\x90\xab\xcd\xfd\x04")
+    vin = car.state.vin.encode()
+    assert answer.startswith(b"\x62\xf1\x90" + vin + b"\xfd\x04")
+    assert car.state.report_counter == counter_before + 1
+
+
+@pytest.mark.parametrize(
+    ("address", "request_", "nrc"),
+    [
+        (0x1001, b"\x22\xfd\x00\x00\x00", Nrc.REQUEST_OUT_OF_RANGE),  # FD00 is the gateway's
+        (0x1000, b"\x22\xab\xcd\x00\x00", Nrc.REQUEST_OUT_OF_RANGE),
+        (0x1000, b"\x22\xfd\x04" * 9, Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT),
+        (0x1000, b"\x22\xfd\x00\x00", Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT),
+    ],
+    ids=["nonce-on-a-non-gateway", "none-supported", "more-than-eight-dids", "odd-length"],
+)
+def test_a_refused_did_read_commits_nothing(
+    make_store: Callable[[str], CarStore], address: int, request_: bytes, nrc: Nrc
+) -> None:
+    car = Car(make_store("car"))
+    state_before = car.store.state_path.read_bytes()
+    assert _ask(car, address, request_) == bytes([0x7F, 0x22, nrc])
+    assert car.store.state_path.read_bytes() == state_before
+
+
+def test_an_empty_request_is_refused_with_incorrect_message_length(
+    make_store: Callable[[str], CarStore],
+) -> None:
+    car = Car(make_store("car"))
+    assert _ask(car, 0x1000, b"") == b"\x7f\x00\x13"

@@ -1,0 +1,25 @@
+"""Regression, found by fuzzing forecourt/vehicle/ecu.py: a ReadDataByIdentifier naming a DID with
+a side effect (FD04 raises the report counter, FD00 issues a nonce) and an unsupported DID was
+refused with 0x31 after the first DID's commit had already changed state.json. Now every DID is
+looked up before any is read (ISO 14229-1:2020 10.2.5: the supported ones are answered, 0x31 only
+when none is supported), and a refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from forecourt.vehicle.car import Car
+from tests.fuzz.test_uds import UdsTester, car  # noqa: F401 - the fixture is used by name
+
+
+@pytest.mark.parametrize("request_", [b"\x22\xfd\x04\x00\x00", b"\x22\xfd\x00\x00\x00"])
+def test_a_refused_multi_did_read_changes_nothing(car: Car, request_: bytes) -> None:  # noqa: F811
+    tester = UdsTester(car.ecus[0x1000])
+    before = json.loads(car.store.state_path.read_bytes())
+    answer = tester.send(request_)
+    after = json.loads(car.store.state_path.read_bytes())
+    if answer[0] == 0x7F:
+        assert after == before
