@@ -7,10 +7,13 @@ that reaches a log call by mistake is written as ``"[redacted]"``, never in clea
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+import threading
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import structlog
 
@@ -62,16 +65,74 @@ class _StderrLogger:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
+class _FileLogger:
+    """Appends each rendered event to a file, reopening it if it was removed or replaced.
+
+    The demo keeps its logs under a data directory that ``--fresh`` may wipe while running.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._stream: TextIO | None = None
+
+    def _open(self) -> TextIO:
+        stream = self._stream
+        if stream is not None and os.fstat(stream.fileno()).st_nlink > 0:
+            return stream
+        if stream is not None:
+            stream.close()
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._stream = stream = self._path.open("a", encoding="utf-8")
+        return stream
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            stream = self._open()
+            stream.write(message + "\n")
+            stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+class _FileHandler(logging.Handler):
+    """Routes the standard library's records (uvicorn, httpx, udsoncan) into the same file."""
+
+    def __init__(self, sink: _FileLogger) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._sink.msg(self.format(record))
+
+
 def _stderr_logger_factory(*_args: Any) -> _StderrLogger:
     return _StderrLogger()
 
 
-def configure_logging(level: str = "INFO", json: bool = False) -> None:
-    """Configure structlog and the standard library's logging once per process."""
+def configure_logging(level: str = "INFO", json: bool = False, file: Path | None = None) -> None:
+    """Configure structlog and the standard library's logging once per process.
+
+    With ``file``, every event goes to that file as JSON lines instead of to stderr, so that an
+    interactive command (the demo) keeps its terminal for what a person should read.
+    """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s", force=True)
+    factory: Any
+    if file is not None:
+        sink = _FileLogger(file)
+        handler = _FileHandler(sink)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logging.basicConfig(level=numeric, handlers=[handler], force=True)
+        json = True
+
+        def factory(*_args: Any) -> _FileLogger:
+            return sink
+
+    else:
+        logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s", force=True)
+        factory = _stderr_logger_factory
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
@@ -88,7 +149,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=_stderr_logger_factory,
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
 

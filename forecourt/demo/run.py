@@ -18,6 +18,8 @@ from rich.table import Table
 from forecourt.demo.deployment import DeploymentOptions, LocalDeployment, start_deployment
 from forecourt.edge.operators.totp import code_at
 from forecourt.edge.workflow import WorkflowState
+from forecourt.logging import configure_logging
+from forecourt.settings import load_settings
 
 #: Libraries that log every expected negative response (the link's resume probe) at INFO/ERROR.
 QUIET_LOGGERS = (
@@ -125,8 +127,11 @@ def run_demo(
     stop: threading.Event | None = None,
 ) -> int:
     console = console or Console(highlight=False)
+    log_file = options.data_dir.with_name(options.data_dir.name + ".log")
+    configure_logging(load_settings().log_level, file=log_file)
     quiet_libraries()
     deployment = start_deployment(options)
+    console.print(f"[dim]logs: {log_file} (JSON lines)[/dim]")
     try:
         write_fleet(deployment)
         print_ready(console, deployment)
