@@ -8,27 +8,44 @@ as it was. One bad row never stops the others: each row commits or fails alone.
 CSV columns: ``vin, model, model_year, plant, build_date, market, option_codes`` (space
 separated), ``ecus`` (a JSON array of ECU objects in the core codec form), optional ``state`` and
 ``dealer_id``. JSON: an array of vehicle objects in the core codec form.
+
+A feed that cannot be framed into rows (not UTF-8, not JSON, nested beyond the parser, a CSV
+record the reader refuses) is a 422 problem and nothing is imported. A row whose values cannot be
+stored (see :mod:`forecourt.cloud.registry.feed_checks`) is refused alone, logged with its row
+number, field and reason; values are never logged, so nothing personal reaches the log.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecourt.cloud.problems import CloudProblem, ProblemCode
+from forecourt.cloud.registry.feed_checks import FieldProblem, storage_problem, text_problem
 from forecourt.cloud.registry.vehicles import factory_digest, insert_vehicle
-from forecourt.core import CoreError, Vehicle, from_dict
+from forecourt.core import CoreError, DomainValueError, Vehicle, from_dict
 from forecourt.logging import get_logger
 from forecourt.store.registry import DealerRow, VehicleRow
 
 _log = get_logger("cloud.registry.feed")
 MAX_FEED_ROWS = 100_000
+MAX_ERROR_TEXT = 300  # a codec message may quote a value; the report keeps it short
+_CSV_YEAR = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() accepts "²"
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableCell:
+    """A CSV cell that could not be decoded (the row is refused with this reason)."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,33 +79,56 @@ def parse_feed(content: bytes, media_type: str) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise _format_problem(f"feed is not UTF-8: {exc.reason}") from exc
     if "json" in media_type:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _format_problem(f"feed is not JSON: {exc.msg} at line {exc.lineno}") from exc
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise _format_problem("a JSON feed is an array of vehicle objects")
-        rows: list[dict[str, Any]] = data
+        rows = _json_rows(text)
     elif "csv" in media_type:
-        rows = [_csv_row(r) for r in csv.DictReader(io.StringIO(text))]
+        rows = _csv_rows(text)
     else:
         raise _format_problem(f"unsupported media type {media_type!r}: use text/csv or JSON")
     if len(rows) > MAX_FEED_ROWS:
-        raise _format_problem(f"{len(rows)} rows; at most {MAX_FEED_ROWS} per feed")
+        raise _format_problem(f"more than {MAX_FEED_ROWS} rows; at most {MAX_FEED_ROWS} per feed")
     return rows
+
+
+def _json_rows(text: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _format_problem(f"feed is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError as exc:
+        # The C decoder counts its depth and raises cleanly; nothing is left half-built.
+        raise _format_problem("feed JSON is nested deeper than the parser allows") from exc
+    except ValueError as exc:  # e.g. an integer beyond sys.get_int_max_str_digits()
+        raise _format_problem(f"feed JSON cannot be read: {str(exc)[:MAX_ERROR_TEXT]}") from exc
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise _format_problem("a JSON feed is an array of vehicle objects")
+    return data
+
+
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    # Lines end at LF only (CRLF works too): a bare CR in an unquoted field is a csv.Error, not a
+    # silent record break that would shift the rest of the row into a new one.
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        # One row past the limit is enough to refuse the feed; do not read a million more.
+        return [_csv_row(r) for r in itertools.islice(reader, MAX_FEED_ROWS + 1)]
+    except csv.Error as exc:  # field over csv.field_size_limit(), CR/LF in an unquoted field
+        raise _format_problem(f"CSV record starting at line {reader.line_num + 1}: {exc}") from exc
 
 
 def _csv_row(row: dict[str, str | None]) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-    if "model_year" in out:
-        out["model_year"] = (
-            int(out["model_year"]) if out["model_year"].isdigit() else out["model_year"]
-        )
+    year = out.get("model_year")
+    if isinstance(year, str) and _CSV_YEAR.fullmatch(year):
+        out["model_year"] = int(year)  # anything else stays text and fails the codec's int check
     out["option_codes"] = (row.get("option_codes") or "").split()
     try:
         out["ecus"] = json.loads(row.get("ecus") or "[]")
     except json.JSONDecodeError as exc:
-        out["ecus"] = f"<invalid ECU JSON: {exc.msg}>"
+        out["ecus"] = UnreadableCell(f"invalid JSON: {exc.msg}")
+    except RecursionError:
+        out["ecus"] = UnreadableCell("JSON nested deeper than the parser allows")
+    except ValueError as exc:
+        out["ecus"] = UnreadableCell(f"JSON cannot be read: {str(exc)[:MAX_ERROR_TEXT]}")
     return out
 
 
@@ -100,25 +140,26 @@ def import_rows(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> 
     """Import each row in its own transaction; see the module docstring for the rules."""
     report = ImportReport()
     for number, raw in enumerate(rows, start=1):
-        vin = raw.get("vin") if isinstance(raw.get("vin"), str) else None
-        try:
-            vehicle = from_dict(Vehicle, raw)
-        except (CoreError, TypeError, ValueError, KeyError, AttributeError) as exc:
-            report.errors.append(RowError(number, vin, str(exc)))
+        vehicle = _decode(raw)
+        if isinstance(vehicle, FieldProblem):
+            _refuse(report, number, _report_vin(raw), vehicle)
             continue
+        vin = str(vehicle.vin)
         try:
-            with sessions() as session, session.begin():
-                outcome = _import_one(session, vehicle)
-        except IntegrityError:
-            # Another importer registered the VIN between our read and write: read again.
-            with sessions() as session, session.begin():
-                outcome = _import_one(session, vehicle)
+            outcome = _import_with_retry(sessions, vehicle)
+        except DataError as exc:
+            # The checks above should leave nothing for the database to refuse; if a schema
+            # change outruns them, the row is refused alone rather than stopping the feed.
+            _refuse(
+                report, number, vin, FieldProblem("row", f"database refused it ({exc.orig!r:.80})")
+            )
+            continue
         if outcome is None:
             report.created += 1
         elif outcome == "":
             report.unchanged += 1
         else:
-            report.errors.append(RowError(number, str(vehicle.vin), outcome))
+            _refuse(report, number, vin, FieldProblem("vin", outcome))
     _log.info(
         "feed_imported",
         created=report.created,
@@ -126,6 +167,48 @@ def import_rows(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> 
         failed=len(report.errors),
     )
     return report
+
+
+def _decode(raw: object) -> Vehicle | FieldProblem:
+    """The row as a :class:`Vehicle` that storage can hold, or the first thing wrong with it."""
+    if not isinstance(raw, dict):
+        return FieldProblem("row", f"a row is a JSON object, not {type(raw).__name__}")
+    for name, value in raw.items():
+        if isinstance(value, UnreadableCell):
+            return FieldProblem(str(name), value.reason)
+    problem = text_problem(raw)
+    if problem is not None:
+        return problem
+    try:
+        vehicle = from_dict(Vehicle, raw)
+    except DomainValueError as exc:
+        return FieldProblem(exc.field, exc.reason[:MAX_ERROR_TEXT])
+    except (CoreError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        return FieldProblem("row", str(exc)[:MAX_ERROR_TEXT])
+    return storage_problem(vehicle) or vehicle
+
+
+def _import_with_retry(sessions: sessionmaker[Session], vehicle: Vehicle) -> str | None:
+    try:
+        with sessions() as session, session.begin():
+            return _import_one(session, vehicle)
+    except IntegrityError:
+        # Another importer registered the VIN between our read and write: read again.
+        with sessions() as session, session.begin():
+            return _import_one(session, vehicle)
+
+
+def _report_vin(raw: object) -> str | None:
+    """The row's VIN for the report, only when it is short, storable text (it is echoed back)."""
+    vin = raw.get("vin") if isinstance(raw, dict) else None
+    if isinstance(vin, str) and len(vin) <= 32 and text_problem({"vin": vin}) is None:
+        return vin
+    return None
+
+
+def _refuse(report: ImportReport, number: int, vin: str | None, problem: FieldProblem) -> None:
+    report.errors.append(RowError(number, vin, str(problem)))
+    _log.info("feed_row_refused", row=number, field=problem.field, reason=problem.reason)
 
 
 def _import_one(session: Session, vehicle: Vehicle) -> str | None:
