@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from forecourt.blobs import BlobStore
 from forecourt.cloud.app import build_context, create_app
 from forecourt.cloud.catalog.service import grant, put_feature, put_package
 from forecourt.cloud.compliance.service import publish_profile
 from forecourt.cloud.config import CloudConfig, SigningKeys
 from forecourt.cloud.context import CloudContext
+from forecourt.cloud.db import Database
 from forecourt.cloud.keys import init_signing_keys
 from forecourt.cloud.registry.dealers import record_certificate, upsert_dealer
 from forecourt.cloud.registry.vehicles import insert_vehicle
@@ -67,9 +69,12 @@ def signing_keys(directory: Path, password: bytes, root_expires: datetime) -> Si
     return SigningKeys(repo("director"), repo("image"), root_expires)
 
 
-def seed_registry(context: CloudContext, world: DemoWorld, now: datetime) -> None:
-    """Dealers, catalog, compliance profiles, vehicles and entitlements, in one transaction."""
-    with context.db.transaction() as session:
+def seed_registry(db: Database, world: DemoWorld, now: datetime) -> None:
+    """Dealers, catalog, compliance profiles, vehicles and entitlements, in one transaction.
+
+    Also ``forecourt cloud seed-demo``'s loader, so the demo and a CLI deployment hold one world.
+    """
+    with db.transaction() as session:
         for dealer in world.dealers:
             upsert_dealer(session, dealer)
         for feature in world.catalog.features:
@@ -86,11 +91,11 @@ def seed_registry(context: CloudContext, world: DemoWorld, now: datetime) -> Non
             grant(session, entitlement, f"demo-{number}", now)
 
 
-def upload_packages(context: CloudContext, world: DemoWorld) -> int:
+def upload_packages(blobs: BlobStore, world: DemoWorld) -> int:
     """Every catalog package's bytes into the blob store (content-addressed: re-runs are no-ops)."""
     for package in world.catalog.packages:
         data = package_content(package.name, str(package.version), package.size)
-        context.blobs.put([data], expected_sha256=package.sha256, expected_size=len(data))
+        blobs.put([data], expected_sha256=package.sha256, expected_size=len(data))
     return len(world.catalog.packages)
 
 
@@ -176,7 +181,7 @@ def open_cloud(
     )
     context = build_context(config)
     if fresh:
-        seed_registry(context, world, now)
-        upload_packages(context, world)
+        seed_registry(context.db, world, now)
+        upload_packages(context.blobs, world)
         (directory / "seeded.json").write_text(json.dumps({"vehicles": len(world.vehicles)}))
     return LocalCloud(pki, config, context, signer)
