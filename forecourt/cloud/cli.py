@@ -1,4 +1,18 @@
-"""``forecourt cloud ...``: serve, import a factory feed, dealer certificates, staff tokens."""
+"""``forecourt cloud ...``: keys, registry loading, serve, dealer certificates, staff tokens.
+
+A cloud replica is started from files an operator prepared once (see docs/operations.md):
+
+* ``init-keys DIR``: the director and image role keys (``keys.json`` names each by key URI, so a
+  role moves to an HSM by editing one line), the central ledger's checkpoint key, and the two
+  root metadata files every car pins at the factory (``director-root.json``, ``image-root.json``)
+  with the ledger's verifier key (``ledger.vkey``) that edges check receipts with;
+* ``seed-demo`` / ``import-vehicles``: load the registry;
+* ``serve``: mutual TLS with a certificate from ``forecourt pki issue-cloud`` (or issued at start
+  when the issuing CA's password is given).
+
+Passwords come from the environment (``FORECOURT_CLOUD_KEY_PASSWORD``,
+``FORECOURT_PKI_CA_PASSWORD``) or a prompt, never from the command line.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +24,10 @@ from pathlib import Path
 import typer
 import uvicorn
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import func, select
 
+from forecourt.blobs import FileBlobStore
 from forecourt.cloud.app import create_app
 from forecourt.cloud.auth import Scope, issue_token
 from forecourt.cloud.config import CloudConfig
@@ -25,11 +42,27 @@ from forecourt.cloud.registry.dealers import (
 from forecourt.cloud.registry.edge_logs import register_edge_log
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.server import TlsFiles, uvicorn_config
+from forecourt.cloud.signing import BundleSigner
+from forecourt.demo.cloud import seed_registry, upload_packages
+from forecourt.demo.data import generate_world
+from forecourt.demo.fleet import activatable, bought_features
+from forecourt.ledger.checkpoint import SoftwareNoteSigner, verifier_for
+from forecourt.logging import get_logger
 from forecourt.settings import load_settings
-from forecourt.trust.certificates import load_crl
+from forecourt.store.registry import VehicleRow
+from forecourt.trust.certificates import load_certificate, load_crl
+from forecourt.trust.errors import TrustError
+from forecourt.trust.keys import generate_file_key, load_file_private_key
 from forecourt.trust.oem_pki import OemPki
 
 app = typer.Typer(no_args_is_help=True)
+_log = get_logger("cloud.cli")
+
+ROOT_FILES = {"director": "director-root.json", "image": "image-root.json"}
+"""The repository root metadata ``init-keys`` exports beside ``keys.json`` (pinned by cars)."""
+LEDGER_KEY_FILE = "ledger-checkpoint.pem"
+LEDGER_VKEY_FILE = "ledger.vkey"
+CLOUD_TLS_NAME = "tls"
 
 _PKI = typer.Option(..., "--pki", file_okay=False, help="The OEM PKI directory.")
 _CA_PASSWORD = typer.Option(
@@ -38,64 +71,194 @@ _CA_PASSWORD = typer.Option(
     envvar="FORECOURT_PKI_CA_PASSWORD",
     prompt=True,
     hide_input=True,
-    help="Password of the issuing CA key.",
+    help="Password of the issuing CA key (prompted; or FORECOURT_PKI_CA_PASSWORD).",
 )
-_DB = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: settings).")
+_DB = typer.Option(
+    None, "--database-url", help="SQLAlchemy URL (default: FORECOURT_DATABASE_URL, else SQLite)."
+)
+_BLOBS = typer.Option(
+    None, "--blob-dir", file_okay=False, help="Package blobs (default: DATA_DIR/cloud-blobs)."
+)
+_KEYS = typer.Option(
+    ..., "--keys", exists=True, dir_okay=False, help="keys.json written by init-keys."
+)
 
 
 def _database_url(url: str | None) -> str:
     return url or load_settings().sqlalchemy_url("cloud")
 
 
+def _blob_dir(path: Path | None) -> Path:
+    return path or load_settings().data_dir / "cloud-blobs"
+
+
+def _refuse(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` on stderr and return the exit to raise (one line, no traceback)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _key_password() -> bytes:
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise _refuse(f"set {PASSWORD_ENV} to the password that encrypts the role keys")
+    return password.encode()
+
+
+def _ledger_signer(keys_dir: Path, password: bytes) -> SoftwareNoteSigner:
+    key = load_file_private_key(keys_dir / LEDGER_KEY_FILE, password)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise _refuse(f"{keys_dir / LEDGER_KEY_FILE} is not an Ed25519 key")
+    return SoftwareNoteSigner(key)
+
+
+def _root_expires(keys_dir: Path) -> datetime:
+    """The expiry the exported roots carry, so the roots a replica serves equal the pinned ones."""
+    path = keys_dir / ROOT_FILES["director"]
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return datetime.fromisoformat(str(doc["signed"]["expires"]).replace("Z", "+00:00"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _refuse(f"{path} is not the root metadata init-keys exports: {exc}") from exc
+
+
 @app.command("init-keys")
 def init_keys_command(
     directory: Path = typer.Argument(..., file_okay=False, help="Where the role keys go."),
+    root_days: int = typer.Option(
+        365, "--root-days", min=1, help="Validity of the repository roots cars pin."
+    ),
+    ledger_origin: str = typer.Option(
+        CloudConfig.ledger_origin, "--ledger-origin", help="The central ledger's origin line."
+    ),
 ) -> None:
-    """Generate the director and image repository role keys (password from the environment)."""
-    password = os.environ.get(PASSWORD_ENV)
-    if not password:
-        typer.echo(f"set {PASSWORD_ENV} to the password that encrypts the keys", err=True)
-        raise typer.Exit(2)
-    typer.echo(init_signing_keys(directory, password.encode()))
+    """Generate the role keys and the ledger key; export the roots cars pin and the ledger vkey.
+
+    The keys are encrypted with FORECOURT_CLOUD_KEY_PASSWORD. An existing keys.json is never
+    overwritten: the cars in the field pin these roots.
+    """
+    password = _key_password()
+    if (directory / "keys.json").exists():
+        raise _refuse(f"{directory / 'keys.json'} exists; keys are never regenerated in place")
+    listing = init_signing_keys(directory, password)
+    generate_file_key(directory / LEDGER_KEY_FILE, "ed25519", password)
+    expires = (datetime.now(UTC) + timedelta(days=root_days)).replace(microsecond=0)
+    try:
+        signer = BundleSigner(load_signing_keys(listing, expires))
+    except TrustError as exc:
+        raise _refuse(f"{exc.code}: {exc}") from exc
+    for name, data in signer.root_bytes().items():
+        (directory / ROOT_FILES[name]).write_bytes(data)
+    vkey = verifier_for(ledger_origin, _ledger_signer(directory, password)).to_vkey()
+    (directory / LEDGER_VKEY_FILE).write_text(vkey + "\n", encoding="utf-8")
+    typer.echo(f"keys           {listing}")
+    for name, file in ROOT_FILES.items():
+        typer.echo(f"{name + ' root':<14} {directory / file} (pin in cars; expires {expires:%F})")
+    typer.echo(f"ledger vkey    {directory / LEDGER_VKEY_FILE}: {vkey}")
+
+
+def _server_tls(
+    tls_dir: Path, pki: Path, host: str, ca_password: str | None
+) -> tuple[TlsFiles, OemPki | None]:
+    """The listener's certificate: the one in ``tls_dir`` if present, else issued now."""
+    cert, key = tls_dir / f"{CLOUD_TLS_NAME}-cert.pem", tls_dir / f"{CLOUD_TLS_NAME}-key.pem"
+    if cert.exists() and key.exists():
+        return TlsFiles(cert, key, pki / "root.pem"), None
+    if ca_password is None:
+        raise _refuse(
+            f"no {cert.name} in {tls_dir}: issue one (forecourt pki issue-cloud) or set "
+            "FORECOURT_PKI_CA_PASSWORD to issue it at start"
+        )
+    try:
+        authority = OemPki.load(pki, ca_password.encode())
+        names = tuple(dict.fromkeys((host, "localhost")))
+        paths = authority.issue_cloud(names).write_pem_bundle(tls_dir, name=CLOUD_TLS_NAME)
+    except TrustError as exc:
+        raise _refuse(f"{exc.code}: {exc}") from exc
+    return TlsFiles(paths.cert, paths.key, paths.ca), authority
 
 
 @app.command("serve")
 def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     pki: Path = _PKI,
-    keys: Path = typer.Option(..., "--keys", exists=True, help="keys.json from init-keys."),
-    tls_dir: Path = typer.Option(..., "--tls-dir", help="Server certificate and key directory."),
-    ca_password: str = _CA_PASSWORD,
+    keys: Path = _KEYS,
+    tls_dir: Path = typer.Option(
+        ...,
+        "--tls-dir",
+        file_okay=False,
+        help="tls-cert.pem and tls-key.pem (pki issue-cloud), else issued at start.",
+    ),
+    ca_password: str | None = typer.Option(
+        None,
+        "--ca-password",
+        envvar="FORECOURT_PKI_CA_PASSWORD",
+        hidden=True,
+        help="Only to issue the server certificate at start.",
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8443, "--port"),
     database_url: str | None = _DB,
+    blob_dir: Path | None = _BLOBS,
 ) -> None:
-    """Serve the cloud over mutual TLS (server certificate issued now from the OEM PKI)."""
-    authority = OemPki.load(pki, ca_password.encode())
-    server = authority.issue_cloud((host, "localhost") if host != "localhost" else (host,))
-    paths = server.write_pem_bundle(tls_dir, name="cloud")
+    """Serve the cloud over mutual TLS; dealer certificates must chain to the PKI's root."""
+    tls, _issuer = _server_tls(tls_dir, pki, host, ca_password)
     crl_path = pki / "crl.pem"
-    settings = load_settings()
 
     def current_crl() -> x509.CertificateRevocationList | None:
         return load_crl(crl_path.read_bytes()) if crl_path.exists() else None
 
-    config = CloudConfig(
-        database_url=_database_url(database_url),
-        signing=load_signing_keys(keys, datetime.now(UTC) + timedelta(days=365)),
-        oem_root=authority.root,
-        oem_intermediates=(authority.ca,),
-        crl=current_crl,
-        blob_dir=settings.data_dir / "cloud-blobs",
-    )
+    password = _key_password()
+    try:
+        root = load_certificate((pki / "root.pem").read_bytes())
+        issuing = load_certificate((pki / "ca.pem").read_bytes())
+        config = CloudConfig(
+            database_url=_database_url(database_url),
+            signing=load_signing_keys(keys, _root_expires(keys.parent)),
+            oem_root=root,
+            oem_intermediates=(issuing,),
+            crl=current_crl,
+            blob_dir=_blob_dir(blob_dir),
+            ledger_signer=_ledger_signer(keys.parent, password),
+        )
+    except (OSError, TrustError) as exc:
+        raise _refuse(str(exc)) from exc
+    _log.info("cloud_starting", host=host, port=port, database=config.database_url.split(":")[0])
     uvicorn.Server(
         uvicorn_config(
-            create_app(config),
-            TlsFiles(paths.cert, paths.key, paths.ca),
-            host=host,
-            port=port,
-            staff_without_certificate=True,
+            create_app(config), tls, host=host, port=port, staff_without_certificate=True
         )
     ).run()
+
+
+@app.command("seed-demo")
+def seed_demo_command(
+    vehicles: int = typer.Option(24, "--vehicles", min=1, help="Vehicles in the demo world."),
+    seed: int = typer.Option(7, "--seed", help="Demo data seed (the same seed, the same world)."),
+    database_url: str | None = _DB,
+    blob_dir: Path | None = _BLOBS,
+) -> None:
+    """Load the deterministic demo world: dealers, catalog, profiles, vehicles, entitlements,
+    package bytes. Prints, per dealer, the cars waiting there and what their customers bought."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    world = generate_world(seed=seed, vehicles=vehicles, reference_time=now)
+    db = Database(_database_url(database_url))
+    try:
+        with db.sessions() as session:
+            held = session.scalar(select(func.count()).select_from(VehicleRow)) or 0
+        if held:
+            raise _refuse(f"the registry already holds {held} vehicles; seed an empty database", 1)
+        seed_registry(db, world, now)
+    finally:
+        db.dispose()
+    packages = upload_packages(FileBlobStore(_blob_dir(blob_dir)), world)
+    typer.echo(
+        f"seeded {len(world.dealers)} dealers, {len(world.vehicles)} vehicles, "
+        f"{len(world.catalog.features)} features, {packages} packages (seed {seed})"
+    )
+    for dealer in world.dealers:
+        for car in activatable(world, dealer.dealer_id, now):
+            features = ",".join(bought_features(world, car, now))
+            typer.echo(f"at {dealer.dealer_id}: {car.vin.value} {features}")
 
 
 @app.command("import-vehicles")

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,9 +34,14 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
 from forecourt.edge.app import ConsoleSettings, create_app
-from forecourt.edge.app.assembly import console_services, fetch_dealer_profile
+from forecourt.edge.app.assembly import (
+    ProfileUnavailable,
+    console_services,
+    fetch_dealer_profile,
+)
 from forecourt.edge.app.client import (
     SESSION_FILE,
     ConsoleApiError,
@@ -48,10 +54,19 @@ from forecourt.edge.app.client import (
     edge_dir_of,
 )
 from forecourt.edge.app.directory import DoipVehicleDirectory
-from forecourt.edge.operators import AlreadyBootstrapped, bootstrap_first_admin
-from forecourt.edge.wiring import EdgeSettings, start_edge
+from forecourt.edge.operators import (
+    AlreadyBootstrapped,
+    OperatorError,
+    OperatorService,
+    Role,
+    bootstrap_first_admin,
+)
+from forecourt.edge.operators.repository import OperatorRepository, to_operator
+from forecourt.edge.operators.totp import TotpEnrolment
+from forecourt.edge.wiring import EdgeSettings, ledger_verifier, start_edge
 from forecourt.logging import get_logger
 from forecourt.settings import load_settings
+from forecourt.store.engine import EDGE_BRANCHES, create_engine_for, migrate, session_factory
 
 app = typer.Typer(no_args_is_help=True)
 _log = get_logger("edge.cli")
@@ -65,7 +80,13 @@ _LOCAL = typer.Option(
     None, "--local", file_okay=False, help="The data directory of a running edge or demo."
 )
 _USER = typer.Option(None, "--username", help="Operator (default in a demo: tech / senior).")
-_PASSWORD = typer.Option(None, "--password", help="Password (prompted when missing).")
+_PASSWORD = typer.Option(
+    None,
+    "--password",
+    envvar="FORECOURT_OPERATOR_PASSWORD",
+    show_envvar=True,
+    help="Password (prompted when missing; prefer the variable or the prompt to the option).",
+)
 _TOTP = typer.Option(None, "--totp", help="Authenticator code (prompted when missing).")
 
 
@@ -414,32 +435,39 @@ def status_table(doc: dict[str, Any]) -> Table:
     return table
 
 
-# -- edge serve ----------------------------------------------------------------------------------
+# -- edge serve, ledger key, operators -----------------------------------------------------------
+
+PASSWORD_ENV = "FORECOURT_OPERATOR_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+
+_DEALER = typer.Option(..., "--dealer-id", help="This store's dealer id.")
+_DATA_DIR = typer.Option(
+    None, "--data-dir", file_okay=False, help="The edge's state (default: DATA_DIR/edge)."
+)
+_EDGE_ID = typer.Option(None, "--edge-id", help="The box's name (default: edge-<dealer id>).")
+_EDGE_DB = typer.Option(
+    None,
+    "--database-url",
+    help="SQLAlchemy URL (default: SQLite in the data directory, or FORECOURT_DATABASE_URL).",
+)
 
 
-@app.command("serve")
-def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
-    dealer_id: str = typer.Option(..., "--dealer-id", help="This store's dealer id."),
-    car: list[str] = typer.Option(
-        ..., "--car", help="A car's DoIP address (or the network's broadcast); repeat."
-    ),
-    cloud_ledger_vkey: str = typer.Option(
-        ..., "--cloud-ledger-vkey", help="The cloud log's checkpoint verifier key."
-    ),
-    data_dir: Path | None = typer.Option(None, "--data-dir", file_okay=False),
-    edge_id: str | None = typer.Option(None, "--edge-id"),
-    cloud_url: str | None = typer.Option(None, "--cloud-url"),
-    tls_dir: Path | None = typer.Option(
-        None, "--tls-dir", help="edge-cert.pem, edge-key.pem, ca.pem (forecourt cloud dealer-cert)."
-    ),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8080, "--port"),
-) -> None:
-    """Run the edge (workflows, sync, offline stock) and its console on HOST:PORT."""
+def _edge_settings(
+    dealer_id: str,
+    data_dir: Path | None,
+    edge_id: str | None,
+    database_url: str | None,
+    *,
+    cars: tuple[str, ...] = (),
+    cloud_ledger_vkey: str = "",
+    cloud_url: str | None = None,
+    tls_dir: Path | None = None,
+) -> EdgeSettings:
+    """The edge's settings from the command line and ``FORECOURT_*``; every edge command uses
+    this, so ``serve``, ``ledger-key`` and ``operator`` agree on the directory and database."""
     settings = load_settings()
     directory = data_dir or settings.data_dir / "edge"
     tls = tls_dir or directory / "tls"
-    edge_settings = EdgeSettings(
+    return EdgeSettings(
         data_dir=directory,
         dealer_id=dealer_id,
         edge_id=edge_id or f"edge-{dealer_id.lower()}",
@@ -447,25 +475,212 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
         tls_cert=tls / "edge-cert.pem",
         tls_key=tls / "edge-key.pem",
         tls_ca=tls / "ca.pem",
-        car_addresses=tuple(car),
+        car_addresses=cars,
         cloud_ledger_vkey=cloud_ledger_vkey,
-        database_url=settings.database_url,
+        database_url=database_url or settings.database_url,
     )
-    with start_edge(edge_settings) as edge:
+
+
+def _vkey(value: str) -> str:
+    """A verifier key given inline (``name+hash+key``) or as a file holding one."""
+    path = Path(value)
+    if "+" not in value or path.is_file():
         try:
-            admin = bootstrap_first_admin(edge.operators, dealer_id)
-        except AlreadyBootstrapped:
-            pass
-        else:
-            typer.echo(
-                f"first administrator: {admin.username} / {admin.password}; "
-                f"TOTP secret {admin.totp_secret} (shown once)"
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CliProblem(f"cloud ledger vkey: {value!r} is neither a vkey nor a file") from exc
+    return value
+
+
+@contextmanager
+def _accounts(settings: EdgeSettings) -> Iterator[tuple[OperatorService, sessionmaker[Session]]]:
+    """The operator accounts in the edge's own database (migrated: works before first serve)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url or f"sqlite:///{settings.sqlite_path.as_posix()}"
+    engine = create_engine_for(url)
+    try:
+        migrate(engine, EDGE_BRANCHES)
+        sessions = session_factory(engine)
+        yield OperatorService(sessions), sessions
+    finally:
+        engine.dispose()
+
+
+def _has_operators(sessions: sessionmaker[Session], dealer_id: str) -> bool:
+    with sessions() as s:
+        return OperatorRepository(s).count_for_dealer(dealer_id) > 0
+
+
+def _new_password(password_file: Path | None) -> str:
+    """From a file, FORECOURT_OPERATOR_PASSWORD, or a hidden prompt typed twice."""
+    if password_file is not None:
+        try:
+            return password_file.read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise CliProblem(f"password file {password_file}: {exc.strerror}") from exc
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env:
+        return from_env
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _print_enrolment(console: Console, username: str, role: str, enrolment: TotpEnrolment) -> None:
+    console.print(f"operator {username} ({role}) created")
+    console.print(f"TOTP secret {enrolment.secret} (shown once: add it to the authenticator now)")
+    console.print(f"otpauth URI {enrolment.provisioning_uri}")
+
+
+@app.command("serve")
+def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    dealer_id: str = _DEALER,
+    car: list[str] = typer.Option(
+        ..., "--car", help="A car's DoIP address (or the network's broadcast); repeat."
+    ),
+    cloud_ledger_vkey: str = typer.Option(
+        ...,
+        "--cloud-ledger-vkey",
+        help="The cloud log's checkpoint verifier key, or the file holding it (ledger.vkey).",
+    ),
+    data_dir: Path | None = _DATA_DIR,
+    edge_id: str | None = _EDGE_ID,
+    cloud_url: str | None = typer.Option(
+        None, "--cloud-url", help="The cloud's URL (default: FORECOURT_CLOUD_URL)."
+    ),
+    tls_dir: Path | None = typer.Option(
+        None, "--tls-dir", help="edge-cert.pem, edge-key.pem, ca.pem (forecourt cloud dealer-cert)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8080, "--port"),
+    database_url: str | None = _EDGE_DB,
+) -> None:
+    """Run the edge (workflows, sync, offline stock) and its console on HOST:PORT."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        settings = _edge_settings(
+            dealer_id, data_dir, edge_id, database_url, cars=tuple(car),
+            cloud_ledger_vkey=_vkey(cloud_ledger_vkey), cloud_url=cloud_url, tls_dir=tls_dir,
+        )  # fmt: skip
+        missing = [
+            p for p in (settings.tls_cert, settings.tls_key, settings.tls_ca) if not p.exists()
+        ]
+        if missing:
+            raise CliProblem(
+                f"no dealer certificate: {', '.join(map(str, missing))} "
+                "(forecourt cloud dealer-cert DEALER EDGE --out TLS_DIR)"
             )
-        services = console_services(
-            edge, fetch_dealer_profile(edge_settings), DoipVehicleDirectory(tuple(car))
-        )
-        LocalEndpoint(f"http://{host}:{port}", dealer_id, edge_settings.edge_id).write(directory)
-        typer.echo(f"console on http://{host}:{port}")
-        uvicorn.Server(
-            uvicorn.Config(create_app(services, ConsoleSettings()), host=host, port=port)
-        ).run()
+        try:
+            profile = fetch_dealer_profile(settings)
+        except ProfileUnavailable as exc:
+            raise CliProblem(f"the cloud's compliance profile is unavailable: {exc}", 5) from exc
+        with start_edge(settings) as edge:
+            if not _has_operators(edge.sessions, dealer_id):
+                console.print(
+                    "[yellow]no operator yet:[/yellow] forecourt edge operator bootstrap "
+                    f"--dealer-id {dealer_id} --data-dir {settings.data_dir}"
+                )
+            services = console_services(edge, profile, DoipVehicleDirectory(tuple(car)))
+            LocalEndpoint(f"http://{host}:{port}", dealer_id, settings.edge_id).write(
+                settings.data_dir
+            )
+            console.print(f"console on http://{host}:{port}")
+            uvicorn.Server(
+                uvicorn.Config(create_app(services, ConsoleSettings()), host=host, port=port)
+            ).run()
+
+    _run(console, body)
+
+
+@app.command("ledger-key")
+def ledger_key_command(
+    dealer_id: str = _DEALER,
+    data_dir: Path | None = _DATA_DIR,
+    edge_id: str | None = _EDGE_ID,
+    out: Path | None = typer.Option(None, "--out", dir_okay=False, help="Also write it here."),
+) -> None:
+    """Print the edge log's verifier key (the checkpoint key is created once, mode 0600), for
+    ``forecourt cloud register-edge-log``."""
+    settings = _edge_settings(dealer_id, data_dir, edge_id, None)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    vkey = ledger_verifier(settings).to_vkey()
+    if out is not None:
+        out.write_text(vkey + "\n", encoding="utf-8")
+    typer.echo(vkey)
+
+
+operator_app = typer.Typer(no_args_is_help=True)
+app.add_typer(
+    operator_app, name="operator", help="Operator accounts on this box: first admin, add."
+)
+
+
+@operator_app.command("bootstrap")
+def operator_bootstrap_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    dealer_id: str = _DEALER,
+    data_dir: Path | None = _DATA_DIR,
+    database_url: str | None = _EDGE_DB,
+    username: str = typer.Option("admin", "--username"),
+    display_name: str = typer.Option("Dealer administrator", "--display-name"),
+    password_file: Path | None = typer.Option(
+        None, "--password-file", dir_okay=False, help=f"Else {PASSWORD_ENV} or a prompt."
+    ),
+) -> None:
+    """Create the dealer's first administrator; refused once the dealer has any operator."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        settings = _edge_settings(dealer_id, data_dir, None, database_url)
+        with _accounts(settings) as (operators, sessions):
+            if _has_operators(sessions, dealer_id):
+                raise CliProblem(f"{dealer_id} already has operators; an admin adds more", 1)
+            try:
+                admin = bootstrap_first_admin(
+                    operators, dealer_id, username=username, display_name=display_name,
+                    password=_new_password(password_file),
+                )  # fmt: skip
+            except AlreadyBootstrapped as exc:
+                raise CliProblem(f"{dealer_id} already has operators", 1) from exc
+            except OperatorError as exc:
+                raise CliProblem(f"refused: {exc}") from exc
+        _print_enrolment(console, admin.username, Role.DEALER_ADMIN.value, admin.enrolment)
+
+    _run(console, body)
+
+
+@operator_app.command("add")
+def operator_add_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    dealer_id: str = _DEALER,
+    username: str = typer.Option(..., "--username"),
+    role: Role = typer.Option(..., "--role"),
+    by: str = typer.Option(
+        ..., "--by", help="The dealer admin or service manager who creates it (accountable)."
+    ),
+    display_name: str | None = typer.Option(None, "--display-name"),
+    data_dir: Path | None = _DATA_DIR,
+    database_url: str | None = _EDGE_DB,
+    password_file: Path | None = typer.Option(
+        None, "--password-file", dir_okay=False, help=f"Else {PASSWORD_ENV} or a prompt."
+    ),
+) -> None:
+    """Add an operator on this box, in the name of an operator allowed to manage accounts."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        settings = _edge_settings(dealer_id, data_dir, None, database_url)
+        with _accounts(settings) as (operators, sessions):
+            with sessions() as s:
+                row = OperatorRepository(s).by_username(dealer_id, by)
+                actor = to_operator(row) if row is not None else None
+            if actor is None:
+                raise CliProblem(f"no operator {by!r} at {dealer_id}", 1)
+            try:
+                created = operators.create_operator(
+                    actor, dealer_id=dealer_id, username=username,
+                    display_name=display_name or username, role=role,
+                    password=_new_password(password_file),
+                )  # fmt: skip
+            except OperatorError as exc:
+                raise CliProblem(f"refused: {exc}", EXIT_REFUSED) from exc
+        _print_enrolment(console, username, role.value, created.enrolment)
+
+    _run(console, body)

@@ -180,16 +180,22 @@ def pki_issue_dealer(
     directory: Path = _DIR,
     dealer: str = typer.Option(..., "--dealer", help="Dealer id (subject UID)."),
     edge: str = typer.Option(..., "--edge", help="Edge id (subject CN)."),
+    out: Path | None = typer.Option(
+        None, "--out", file_okay=False, help="Where the files go (default: DIR/dealers/D-E)."
+    ),
     ca_password: str = _CA_PASSWORD,
 ) -> None:
-    """Issue a dealer edge certificate and write cert, key, CA and CRL PEM files."""
+    """Issue a dealer edge certificate and write tls-cert.pem, tls-key.pem, ca.pem, crl.pem.
+
+    The registry does not learn of it: ``forecourt cloud dealer-cert`` issues and records."""
     pki = _load(directory, ca_password)
     try:
         issued = pki.issue_dealer(dealer, edge)
     except TrustError as exc:
         Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
         raise typer.Exit(2) from exc
-    paths = issued.write_pem_bundle(directory / "dealers" / f"{dealer}-{edge}", crl=pki.crl)
+    target = out or directory / "dealers" / f"{dealer}-{edge}"
+    paths = issued.write_pem_bundle(target, crl=pki.crl)
     Console().print(f"serial {issued.cert.serial_number:x}\ncert {paths.cert}\nkey  {paths.key}")
 
 
@@ -199,16 +205,20 @@ def pki_issue_cloud(
     host: list[str] = typer.Option(
         ["localhost", "127.0.0.1"], "--host", help="DNS name or IP address (repeat)."
     ),
+    out: Path | None = typer.Option(
+        None, "--out", file_okay=False, help="Where the files go (default: DIR/cloud)."
+    ),
     ca_password: str = _CA_PASSWORD,
 ) -> None:
-    """Issue the cloud's TLS server certificate and write the PEM files uvicorn takes."""
+    """Issue the cloud's TLS server certificate: tls-cert.pem and tls-key.pem for
+    ``forecourt cloud serve --tls-dir``."""
     pki = _load(directory, ca_password)
     try:
         issued = pki.issue_cloud(host)
     except TrustError as exc:
         Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
         raise typer.Exit(2) from exc
-    paths = issued.write_pem_bundle(directory / "cloud", crl=pki.crl)
+    paths = issued.write_pem_bundle(out or directory / "cloud", crl=pki.crl)
     Console().print(f"serial {issued.cert.serial_number:x}\ncert {paths.cert}\nkey  {paths.key}")
 
 

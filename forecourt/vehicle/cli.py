@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import typer
 
+from forecourt.core import LifecycleState
 from forecourt.demo.data import ecu_private_keys, generate_world
 from forecourt.logging import get_logger
 from forecourt.settings import load_settings
@@ -25,10 +28,13 @@ from forecourt.vehicle.storage import CarStore, StateStoreError
 from forecourt.vehicle.trust_adapter import trust_services
 
 app = typer.Typer(no_args_is_help=True)
+LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 _log = get_logger("vehicle.cli")
 
 OEM_SECRET_FILE = "oem-seedkey.secret"  # noqa: S105 - a file name, not a secret
-CA_PASSWORD_ENV = "FORECOURT_OEM_CA_PASSWORD"  # noqa: S105 - a variable name, not a secret
+CA_PASSWORD_ENV = "FORECOURT_PKI_CA_PASSWORD"  # noqa: S105 - a variable name, not a secret
+"""The issuing CA's password, the same variable ``forecourt pki`` and ``forecourt cloud`` read."""
+LEGACY_CA_PASSWORD_ENV = "FORECOURT_OEM_CA_PASSWORD"  # noqa: S105 - still honoured
 
 
 def _cars_dir(directory: Path | None) -> Path:
@@ -55,7 +61,9 @@ def _load_pki(directory: Path | None, password_file: Path | None) -> OemPki | No
     if password_file is not None:
         password = password_file.read_bytes().strip()
     else:
-        password = os.environ.get(CA_PASSWORD_ENV, "").encode()
+        password = (
+            os.environ.get(CA_PASSWORD_ENV) or os.environ.get(LEGACY_CA_PASSWORD_ENV, "")
+        ).encode()
     if not password:
         typer.echo(f"--oem-pki needs --ca-password-file or {CA_PASSWORD_ENV}", err=True)
         raise typer.Exit(2)
@@ -197,10 +205,36 @@ def run_command(  # noqa: PLR0917 - Typer maps each option to a parameter
         asyncio.run(serve())
 
 
+def _fleet_addresses(count: int, base: str | None, base_octet: int) -> list[str]:
+    """``count`` consecutive loopback addresses from ``base`` (or 127.<base_octet>.0.x)."""
+    if base is None:
+        return list(fleet_addresses(count, base_octet))
+    try:
+        first = ipaddress.IPv4Address(base)
+    except ValueError as exc:
+        typer.echo(f"--base {base!r} is not an IPv4 address", err=True)
+        raise typer.Exit(2) from exc
+    if first not in LOOPBACK or int(first) + count - 1 >= int(LOOPBACK.broadcast_address):
+        typer.echo(f"--base {base}: {count} cars do not fit in 127.0.0.0/8", err=True)
+        raise typer.Exit(2)
+    return [str(first + i) for i in range(count)]
+
+
 @app.command("fleet")
 def fleet_command(  # noqa: PLR0917 - Typer maps each option to a parameter
-    count: int = typer.Option(10, help="Number of cars."),
-    base_octet: int = typer.Option(77, help="Cars listen on 127.<base>.y.z:13400."),
+    count: int | None = typer.Option(
+        None, help="Number of cars (default: every car chosen; without --dealer, 10)."
+    ),
+    dealer: str | None = typer.Option(
+        None, "--dealer", help="Run the cars waiting at this dealer (seed-demo lists them)."
+    ),
+    vehicles: int | None = typer.Option(
+        None, "--vehicles", help="Size of the demo world (as given to cloud seed-demo)."
+    ),
+    base: str | None = typer.Option(
+        None, "--base", help="First car's address, e.g. 127.61.4.10; the next ones follow."
+    ),
+    base_octet: int = typer.Option(77, help="Without --base: cars listen on 127.<base>.0.x."),
     seed: int = typer.Option(7, help="Demo data seed (cars are provisioned on first use)."),
     directory: Path | None = typer.Option(None, "--dir", help="Cars directory."),
     oem_pki: Path | None = typer.Option(None, help="OEM PKI directory (first-use provisioning)."),
@@ -208,14 +242,24 @@ def fleet_command(  # noqa: PLR0917 - Typer maps each option to a parameter
     director_root: Path | None = typer.Option(None, help="Director root metadata to pin."),
     image_root: Path | None = typer.Option(None, help="Image repository root metadata to pin."),
 ) -> None:
-    """Run COUNT cars in one process, each on its own loopback address."""
+    """Run cars in one process, each a DoIP entity on its own loopback address (port 13400).
+
+    Prints one ``VIN ADDRESS`` line per car, then ``fleet ready``."""
     cars_dir = _cars_dir(directory)
-    world = generate_world(seed=seed, vehicles=count)
+    world = generate_world(seed=seed, vehicles=vehicles or count or 10)
+    chosen = [
+        v
+        for v in world.vehicles
+        if dealer is None or (v.dealer_id == dealer and v.state is LifecycleState.AT_DEALER)
+    ][:count]
+    if not chosen:
+        typer.echo(f"no car of the demo world waits at {dealer}", err=True)
+        raise typer.Exit(2)
     oem_secret = _oem_secret(None, cars_dir)
     trust = trust_services(load_settings().data_dir)
     provision_cars(
         cars_dir,
-        [spec_from_vehicle(v) for v in world.vehicles],
+        [spec_from_vehicle(v) for v in chosen],
         oem_secret=oem_secret,
         pki=_load_pki(oem_pki, ca_password_file),
         roots=_roots(director_root, image_root),
@@ -223,7 +267,7 @@ def fleet_command(  # noqa: PLR0917 - Typer maps each option to a parameter
             v.vin.value: {
                 e.logical_address: ecu_private_keys(seed, v.vin.value, e.role) for e in v.ecus
             }
-            for v in world.vehicles
+            for v in chosen
         },
     )
     cars = [
@@ -231,19 +275,16 @@ def fleet_command(  # noqa: PLR0917 - Typer maps each option to a parameter
             CarStore(cars_dir / v.vin.value),
             CarServices(verifier=trust.verifier, authenticator=trust.authenticator),
         )
-        for v in world.vehicles
+        for v in chosen
     ]
-    addresses = list(fleet_addresses(count, base_octet))
-
-    def progress(started: int, total: int) -> None:
-        typer.echo(f"\rstarted {started}/{total} cars", nl=started == total)
+    addresses = _fleet_addresses(len(cars), base, base_octet)
 
     async def serve() -> None:
-        members = await start_fleet(cars, addresses, progress=progress)
-        for member in members[:5]:
-            typer.echo(f"  {member.vin} {member.address}:13400")
-        if len(members) > 5:
-            typer.echo(f"  ... {len(members) - 5} more, up to {members[-1].address}")
+        members = await start_fleet(cars, addresses)
+        for member in members:
+            typer.echo(f"{member.vin} {member.address}")
+        typer.echo(f"fleet ready: {len(members)} cars", nl=True)
+        sys.stdout.flush()
         await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):
