@@ -240,6 +240,14 @@ class ConsoleClient:
     def status(self) -> dict[str, Any]:
         return dict(self._json("GET", "/api/v1/status"))
 
+    def consent(self, vin: str) -> dict[str, Any]:
+        """The consent form for ``vin``: the market's categories, modes and current decisions."""
+        return dict(self._json("GET", f"/api/v1/consent/{vin}"))
+
+    def record_consent(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Record the customer's answers (the body of ``POST /api/v1/consent``)."""
+        return dict(self._json("POST", "/api/v1/consent", json=body))
+
     def events(self, workflow_id: str) -> Iterator[dict[str, Any]]:
         """The workflow's Server-Sent Events: each ``progress`` document, until ``end``."""
         path = f"/api/v1/activations/{workflow_id}/events"
