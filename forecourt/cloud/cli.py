@@ -51,6 +51,7 @@ from forecourt.logging import get_logger
 from forecourt.settings import load_settings
 from forecourt.store.registry import VehicleRow
 from forecourt.trust.certificates import load_certificate, load_crl
+from forecourt.trust.cli import ordered_server_names
 from forecourt.trust.errors import TrustError
 from forecourt.trust.keys import generate_file_key, load_file_private_key
 from forecourt.trust.oem_pki import OemPki
@@ -171,7 +172,7 @@ def _server_tls(
         )
     try:
         authority = OemPki.load(pki, ca_password.encode())
-        names = tuple(dict.fromkeys((host, "localhost")))
+        names = ordered_server_names([host, "localhost"]) or ["localhost"]
         paths = authority.issue_cloud(names).write_pem_bundle(tls_dir, name=CLOUD_TLS_NAME)
     except TrustError as exc:
         raise _refuse(f"{exc.code}: {exc}") from exc

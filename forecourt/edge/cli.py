@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -387,6 +387,86 @@ def _batch(
     return max(results, default=EXIT_DONE)
 
 
+# -- consent -------------------------------------------------------------------------------------
+
+_ANSWERABLE = frozenset({"opt_in", "opt_out"})
+
+
+def consent_answers(
+    form: dict[str, Any], agree: list[str], *, agree_all: bool, cross_border: bool | None
+) -> dict[str, Any]:
+    """The body that records the customer's answers on ``form`` (``GET /api/v1/consent/VIN``).
+
+    Only categories the market lets a customer answer are sent; one named that is not answerable
+    (or unknown) is an error rather than silently dropped."""
+    answerable = [c["category"] for c in form["categories"] if c["mode"] in _ANSWERABLE]
+    unknown = sorted(set(agree) - set(answerable))
+    if unknown:
+        raise CliProblem(
+            f"not answerable in {form['market']}: {', '.join(unknown)} "
+            f"(answerable: {', '.join(answerable) or 'none'})"
+        )
+    chosen = set(answerable) if agree_all else set(agree)
+    body: dict[str, Any] = {
+        "vin": form["vin"],
+        "notice_version": form["notice_version"],
+        "language": form["language"],
+        "answers": {c: c in chosen for c in answerable},
+    }
+    if form["cross_border_mode"] in _ANSWERABLE:
+        body["cross_border"] = agree_all if cross_border is None else cross_border
+    return body
+
+
+def consent_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    vin: str = typer.Argument(..., help="The car's VIN."),
+    subject_ref: str = typer.Option(
+        ..., "--subject-ref", help="The customer's reference in the CRM (no personal data)."
+    ),
+    agree: list[str] = typer.Option([], "--agree", help="A data category agreed to; repeat."),
+    agree_all: bool = typer.Option(
+        False, "--agree-all", help="Agreed to every category the market lets them answer."
+    ),
+    cross_border: bool | None = typer.Option(
+        None, "--cross-border/--no-cross-border", help="Cross-border processing, where asked."
+    ),
+    edge: str | None = _EDGE,
+    local: Path | None = _LOCAL,
+    username: str | None = _USER,
+    password: str | None = _PASSWORD,
+    totp: str | None = _TOTP,
+) -> None:
+    """Record the customer's privacy choices for VIN (what the console's consent page does)."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        if not _VIN.fullmatch(vin.strip().upper()):
+            raise CliProblem(f"not a VIN: {vin!r}")
+        if not agree and not agree_all:
+            raise CliProblem("say what the customer agreed to: --agree CATEGORY or --agree-all")
+        url, login, cache = _resolve(_Where(edge, local, username, password, totp), "tech")
+        with _signed_in(url, login, cache, console) as client:
+            try:
+                form = client.consent(vin.strip().upper())
+                answers = consent_answers(
+                    form, agree, agree_all=agree_all, cross_border=cross_border
+                )
+                doc = client.record_consent({**answers, "subject_ref": subject_ref})
+            except ConsoleApiError as exc:
+                raise _api_problem(exc) from exc
+        decided = ", ".join(
+            f"{c['category']}={'yes' if c['decision'] else 'no'}"
+            for c in doc["categories"]
+            if c["decision"] is not None
+        )
+        console.print(f"consent recorded for {doc['vin']} ({doc['market']}): {decided}")
+
+    _run(console, body)
+
+
+app.command("consent")(consent_command)
+
+
 # -- edge status ---------------------------------------------------------------------------------
 
 _STYLE = {"ok": "green", "warn": "yellow", "error": "red"}
@@ -524,10 +604,11 @@ def _new_password(password_file: Path | None) -> str:
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
-def _print_enrolment(console: Console, username: str, role: str, enrolment: TotpEnrolment) -> None:
-    console.print(f"operator {username} ({role}) created")
-    console.print(f"TOTP secret {enrolment.secret} (shown once: add it to the authenticator now)")
-    console.print(f"otpauth URI {enrolment.provisioning_uri}")
+def _print_enrolment(username: str, role: str, enrolment: TotpEnrolment) -> None:
+    """Plain lines (never wrapped: the secret must be copied whole); printed once, never logged."""
+    typer.echo(f"operator {username} ({role}) created")
+    typer.echo(f"TOTP secret {enrolment.secret} (shown once: add it to the authenticator now)")
+    typer.echo(f"otpauth URI {enrolment.provisioning_uri}")
 
 
 @app.command("serve")
@@ -552,6 +633,12 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8080, "--port"),
     database_url: str | None = _EDGE_DB,
+    sync_interval: float = typer.Option(
+        5.0, "--sync-interval", min=0.1, help="Seconds between outbox pushes to the cloud."
+    ),
+    checkpoint_interval: float = typer.Option(
+        60.0, "--checkpoint-interval", min=0.1, help="Seconds between ledger checkpoints."
+    ),
 ) -> None:
     """Run the edge (workflows, sync, offline stock) and its console on HOST:PORT."""
     console = Console(highlight=False)
@@ -561,6 +648,9 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
             dealer_id, data_dir, edge_id, database_url, cars=tuple(car),
             cloud_ledger_vkey=_vkey(cloud_ledger_vkey), cloud_url=cloud_url, tls_dir=tls_dir,
         )  # fmt: skip
+        settings = replace(
+            settings, sync_interval=sync_interval, checkpoint_interval=checkpoint_interval
+        )
         missing = [
             p for p in (settings.tls_cert, settings.tls_key, settings.tls_ca) if not p.exists()
         ]
@@ -642,7 +732,7 @@ def operator_bootstrap_command(  # noqa: PLR0917 - Typer maps each parameter to 
                 raise CliProblem(f"{dealer_id} already has operators", 1) from exc
             except OperatorError as exc:
                 raise CliProblem(f"refused: {exc}") from exc
-        _print_enrolment(console, admin.username, Role.DEALER_ADMIN.value, admin.enrolment)
+        _print_enrolment(admin.username, Role.DEALER_ADMIN.value, admin.enrolment)
 
     _run(console, body)
 
@@ -681,6 +771,6 @@ def operator_add_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
                 )  # fmt: skip
             except OperatorError as exc:
                 raise CliProblem(f"refused: {exc}", EXIT_REFUSED) from exc
-        _print_enrolment(console, username, role.value, created.enrolment)
+        _print_enrolment(username, role.value, created.enrolment)
 
     _run(console, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,6 +200,19 @@ def pki_issue_dealer(
     Console().print(f"serial {issued.cert.serial_number:x}\ncert {paths.cert}\nkey  {paths.key}")
 
 
+def ordered_server_names(hosts: list[str]) -> list[str] | None:
+    """``hosts`` with the DNS names first (the first is the CN); ``None`` if there is none."""
+    dns, ips = [], []
+    for host in dict.fromkeys(hosts):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            dns.append(host)
+        else:
+            ips.append(host)
+    return [*dns, *ips] if dns else None
+
+
 @pki_app.command("issue-cloud")
 def pki_issue_cloud(
     directory: Path = _DIR,
@@ -211,10 +225,20 @@ def pki_issue_cloud(
     ca_password: str = _CA_PASSWORD,
 ) -> None:
     """Issue the cloud's TLS server certificate: tls-cert.pem and tls-key.pem for
-    ``forecourt cloud serve --tls-dir``."""
+    ``forecourt cloud serve --tls-dir``.
+
+    At least one DNS name is required, and it becomes the subject CN: a verifier that finds no
+    DNS name in the certificate checks the CN against the root's DNS name constraints, and an
+    IP address there fails them (OpenSSL: "permitted subtree violation")."""
+    names = ordered_server_names(host)
+    if names is None:
+        Console(stderr=True).print(
+            "[bold red]error[/] name at least one DNS name with --host (e.g. --host localhost)"
+        )
+        raise typer.Exit(2)
     pki = _load(directory, ca_password)
     try:
-        issued = pki.issue_cloud(host)
+        issued = pki.issue_cloud(names)
     except TrustError as exc:
         Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
         raise typer.Exit(2) from exc
