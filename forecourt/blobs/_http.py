@@ -30,9 +30,9 @@ from forecourt.blobs._errors import (
     BlobTooLarge,
     InvalidDigest,
 )
-from forecourt.blobs._problems import problem
 from forecourt.blobs._ranges import RangeNotSatisfiable, if_range_matches, parse_range
 from forecourt.blobs._store import DEFAULT_CHUNK_SIZE, BlobStore
+from forecourt.http.problems import problem_json
 from forecourt.logging import get_logger
 
 _log = get_logger("blobs.http")
@@ -69,7 +69,7 @@ def blob_router(
         except InvalidDigest as exc:
             return _invalid_digest(exc)
         except BlobNotFound:
-            return problem(404, BlobNotFound.code, "Package not found", f"no package {sha256}")
+            return problem_json(404, BlobNotFound.code, "Package not found", f"no package {sha256}")
         return _read_response(store, ref, request, chunk_size)
 
     @router.put("/{sha256}", response_model=None, status_code=201)
@@ -84,7 +84,7 @@ def blob_router(
             _log.warning(
                 "blob_upload_refused", sha256=sha256, code=too_large.code, reason=str(too_large)
             )
-            return problem(
+            return problem_json(
                 413, too_large.code, "Package too large", str(too_large), limit=too_large.limit
             )
         existed = await anyio.to_thread.run_sync(store.exists, sha256)
@@ -95,10 +95,10 @@ def blob_router(
             )
         except BlobTooLarge as exc:
             _log.warning("blob_upload_refused", sha256=sha256, code=exc.code, reason=str(exc))
-            return problem(413, exc.code, "Package too large", str(exc), limit=exc.limit)
+            return problem_json(413, exc.code, "Package too large", str(exc), limit=exc.limit)
         except BlobRejected as exc:
             _log.warning("blob_upload_refused", sha256=sha256, code=exc.code, reason=str(exc))
-            return problem(422, exc.code, "Package does not match its digest", str(exc))
+            return problem_json(422, exc.code, "Package does not match its digest", str(exc))
         _log.info("blob_uploaded", sha256=ref.sha256, size=ref.size, created=not existed)
         return JSONResponse(
             {"sha256": ref.sha256, "size": ref.size},
@@ -120,7 +120,9 @@ def blob_router(
             except InvalidDigest as exc:
                 return _invalid_digest(exc)
             except BlobNotFound:
-                return problem(404, BlobNotFound.code, "Package not found", f"no package {sha256}")
+                return problem_json(
+                    404, BlobNotFound.code, "Package not found", f"no package {sha256}"
+                )
             return Response(status_code=204)
 
     return router
@@ -140,7 +142,7 @@ def _read_response(store: BlobStore, ref: BlobRef, request: Request, chunk_size:
         try:
             byte_range = parse_range(range_header, ref.size)
         except RangeNotSatisfiable as exc:
-            return problem(
+            return problem_json(
                 416,
                 exc.code,
                 "Range not satisfiable",
@@ -166,7 +168,7 @@ def _declared_length(request: Request) -> int | None:
 
 
 def _invalid_digest(exc: InvalidDigest) -> Response:
-    return problem(400, exc.code, "Invalid package digest", str(exc))
+    return problem_json(400, exc.code, "Invalid package digest", str(exc))
 
 
 class _BlockingChunks(Iterator[bytes]):

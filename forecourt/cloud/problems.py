@@ -9,16 +9,14 @@ A service raises :class:`CloudProblem` (or a subclass); the app's handler turns 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import Response
 
+from forecourt.http.problems import Problem, problem_response
+from forecourt.http.problems import install_problem_handlers as install_handlers
 from forecourt.logging import get_logger
 
-PROBLEM_JSON = "application/problem+json"
 _log = get_logger("cloud.problems")
 
 
@@ -51,85 +49,35 @@ class ProblemCode(StrEnum):
     IMPORT_FORMAT = "import_format_invalid"
 
 
-class CloudProblem(Exception):
-    """A refusal the API answers with a problem document (never a stack trace)."""
-
-    def __init__(
-        self, status: int, code: ProblemCode, title: str, detail: str, **extensions: Any
-    ) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.status = status
-        self.code = code
-        self.title = title
-        self.detail = detail
-        self.extensions = extensions
-
-    def document(self, instance: str | None = None) -> dict[str, Any]:
-        """The RFC 9457 body."""
-        body: dict[str, Any] = {
-            "type": f"urn:forecourt:problem:{self.code.value}",
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "code": self.code.value,
-        }
-        if instance is not None:
-            body["instance"] = instance
-        body.update(self.extensions)
-        return body
+class CloudProblem(Problem[ProblemCode]):
+    """A refusal the cloud API answers with a problem document (never a stack trace)."""
 
 
-def problem_response(problem: CloudProblem, instance: str | None = None) -> JSONResponse:
-    """A ``JSONResponse`` with the problem media type."""
-    headers = {"www-authenticate": "Bearer"} if problem.status == 401 else None
-    return JSONResponse(
-        problem.document(instance),
-        status_code=problem.status,
-        media_type=PROBLEM_JSON,
-        headers=headers,
+def _respond(request: Request, problem: Problem[ProblemCode]) -> Response:
+    _log.warning(
+        "request_refused",
+        path=request.url.path,
+        method=request.method,
+        status=problem.status,
+        code=problem.code.value,
+        detail=problem.detail,
     )
+    headers = {"www-authenticate": "Bearer"} if problem.status == 401 else None
+    return problem_response(problem, request.url.path, headers=headers)
+
+
+def _as_problem(exc: Exception) -> CloudProblem:
+    assert isinstance(exc, CloudProblem)
+    return exc
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error the app can raise through the problem document."""
-
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, CloudProblem)
-        _log.warning(
-            "request_refused",
-            path=request.url.path,
-            method=request.method,
-            status=exc.status,
-            code=exc.code.value,
-            detail=exc.detail,
-        )
-        return problem_response(exc, request.url.path)
-
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-            for e in exc.errors()
-        ]
-        problem = CloudProblem(
-            422,
-            ProblemCode.VALIDATION_FAILED,
-            "Request is not valid",
-            "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors),
-            errors=errors,
-        )
-        return await on_problem(request, problem)
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        problem = CloudProblem(
-            exc.status_code,
-            ProblemCode.NOT_FOUND if exc.status_code == 404 else ProblemCode.VALIDATION_FAILED,
-            "Not found" if exc.status_code == 404 else "Request refused",
-            str(exc.detail),
-        )
-        return problem_response(problem, request.url.path)
-
-    app.add_exception_handler(CloudProblem, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
+    install_handlers(
+        app,
+        handled=(CloudProblem,),
+        to_problem=_as_problem,
+        respond=_respond,
+        validation_failed=ProblemCode.VALIDATION_FAILED,
+        not_found=ProblemCode.NOT_FOUND,
+    )

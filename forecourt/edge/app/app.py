@@ -5,29 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from forecourt.edge.app.api import create_api_router
 from forecourt.edge.app.consent import ConsentDesk
 from forecourt.edge.app.context import ConsoleContext
 from forecourt.edge.app.metrics import ConsoleMetrics
 from forecourt.edge.app.pages import create_pages_router
-from forecourt.edge.app.problems import (
-    HANDLED,
-    PROBLEM_JSON,
-    ConsoleProblem,
-    ProblemCode,
-    problem_for,
-)
+from forecourt.edge.app.problems import HANDLED, ProblemCode, problem_for
 from forecourt.edge.app.security import add_security_headers
 from forecourt.edge.app.services import ConsoleSettings, EdgeServices
+from forecourt.http.problems import Problem, install_problem_handlers, problem_response
 from forecourt.logging import get_logger
 
 _log = get_logger("edge.app")
@@ -90,7 +82,7 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _problem_response(request: Request, problem: ConsoleProblem) -> Response:
+def _problem_response(request: Request, problem: Problem[ProblemCode]) -> Response:
     if problem.status >= 500:
         _log.error("request_failed", path=request.url.path, code=problem.code.value)
     else:
@@ -102,11 +94,7 @@ def _problem_response(request: Request, problem: ConsoleProblem) -> Response:
             code=problem.code.value,
         )
     if _is_api(request):
-        return JSONResponse(
-            problem.document(request.url.path),
-            status_code=problem.status,
-            media_type=PROBLEM_JSON,
-        )
+        return problem_response(problem, request.url.path)
     if problem.code in (ProblemCode.SESSION_REQUIRED, ProblemCode.SESSION_INVALID):
         return RedirectResponse("/login", status_code=303)
     templates: Jinja2Templates = request.app.state.templates
@@ -119,30 +107,11 @@ def _problem_response(request: Request, problem: ConsoleProblem) -> Response:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    async def on_handled(request: Request, exc: Exception) -> Response:
-        return _problem_response(request, problem_for(exc))
-
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        errors: list[dict[str, Any]] = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
-        problem = ConsoleProblem(
-            422, ProblemCode.VALIDATION_FAILED, "Request is not valid", detail, errors=errors
-        )
-        return _problem_response(request, problem)
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        code = ProblemCode.NOT_FOUND if exc.status_code == 404 else ProblemCode.VALIDATION_FAILED
-        title = "Not found" if exc.status_code == 404 else "Request refused"
-        return _problem_response(
-            request, ConsoleProblem(exc.status_code, code, title, str(exc.detail))
-        )
-
-    for kind in HANDLED:
-        app.add_exception_handler(kind, on_handled)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
+    install_problem_handlers(
+        app,
+        handled=HANDLED,
+        to_problem=problem_for,
+        respond=_problem_response,
+        validation_failed=ProblemCode.VALIDATION_FAILED,
+        not_found=ProblemCode.NOT_FOUND,
+    )

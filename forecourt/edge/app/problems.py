@@ -9,7 +9,6 @@ an unauthenticated page request is sent to the login page instead.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from forecourt.edge.operators import (
     AuthenticationFailed,
@@ -27,8 +26,7 @@ from forecourt.edge.operators import (
     TotpEnrolmentError,
 )
 from forecourt.edge.workflow import WorkflowError, WorkflowNotCancellable, WorkflowNotFound
-
-PROBLEM_JSON = "application/problem+json"
+from forecourt.http.problems import Problem
 
 
 class ProblemCode(StrEnum):
@@ -55,31 +53,8 @@ class ProblemCode(StrEnum):
     OPERATION_REFUSED = "operation_refused"
 
 
-class ConsoleProblem(Exception):
+class ConsoleProblem(Problem[ProblemCode]):
     """A refusal answered with a problem document; ``extensions`` add stable members."""
-
-    def __init__(
-        self, status: int, code: ProblemCode, title: str, detail: str, **extensions: Any
-    ) -> None:
-        super().__init__(f"{code.value}: {detail}")
-        self.status = status
-        self.code = code
-        self.title = title
-        self.detail = detail
-        self.extensions = extensions
-
-    def document(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": f"urn:forecourt:problem:{self.code.value}",
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "code": self.code.value,
-        }
-        if instance is not None:
-            body["instance"] = instance
-        body.update(self.extensions)
-        return body
 
 
 def problem_for(exc: Exception) -> ConsoleProblem:
