@@ -1,0 +1,280 @@
+"""The production path, as separate processes started by the documented commands only.
+
+What docs/operations.md tells a platform engineer to run, in that order: the OEM PKI, the
+cloud's keys and roots, the registry loaded into PostgreSQL, the cloud over mutual TLS, the
+dealer's certificate and ledger key, cars provisioned at the factory and run as a fleet, the edge
+on SQLite, its operators, the customer's consent, one activation through ``forecourt activate``,
+the edge's self-check, and the edge ledger exported and verified offline. Every process binds a
+random 127.x.y.z address; readiness is polled (health endpoints, the fleet's ready line) with a
+deadline, and every process is terminated and reaped even when a step fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pyotp
+import pytest
+
+DEALER = "DE-MUC-01"
+EDGE_ID = "edge-muc-test"
+SEED, VEHICLES = "7", "24"
+DEADLINE_S = 20.0
+COMMAND_TIMEOUT_S = 60.0
+PASSWORDS = {
+    "FORECOURT_PKI_ROOT_PASSWORD": "root-offline-passphrase-1",
+    "FORECOURT_PKI_CA_PASSWORD": "issuing-ca-passphrase-2",
+    "FORECOURT_CLOUD_KEY_PASSWORD": "role-keys-passphrase-3",
+}
+ADMIN_PASSWORD = "store-owner-passphrase-4"
+TECH_PASSWORD = "workshop-passphrase-5"
+AUDIT_PASSWORD = "reader-passphrase-6"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Deployment:
+    """The working directory, the environment every command gets, and the running processes."""
+
+    root: Path
+    env: dict[str, str]
+    processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
+
+    def run(self, *args: str, extra: dict[str, str] | None = None) -> str:
+        """``forecourt ARGS`` to completion; its standard output, or the test fails showing both."""
+        return self.run_together((args, extra or {}))[0]
+
+    def run_together(self, *commands: tuple[tuple[str, ...], dict[str, str]]) -> list[str]:
+        """Independent commands at once (each pays the interpreter's start-up); their outputs."""
+        started = [
+            (
+                args,
+                subprocess.Popen(
+                    [sys.executable, "-m", "forecourt.cli", *args],
+                    cwd=self.root,
+                    env={**self.env, **extra},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                ),
+            )
+            for args, extra in commands
+        ]
+        outputs = []
+        for args, process in started:
+            try:
+                out_b, err_b = process.communicate(timeout=COMMAND_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out_b, err_b = process.communicate()
+            out, err = out_b.decode(), err_b.decode()
+            code = process.returncode
+            assert code == 0, f"forecourt {' '.join(args)} -> {code}\n{out}{err}"
+            outputs.append(out)
+        return outputs
+
+    def start(self, name: str, *args: str) -> Path:
+        """``forecourt ARGS`` in the background; stdout and stderr go to ``<name>.log``."""
+        log_path = self.root / f"{name}.log"
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "forecourt.cli", *args],
+            cwd=self.root,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append((name, process, log))
+        return log_path
+
+    def stop(self) -> None:
+        for _name, process, log in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            log.close()
+
+    def alive(self) -> None:
+        for name, process, log in self.processes:
+            if process.poll() is not None:
+                text = Path(log.name).read_text(errors="replace")[-3000:]
+                pytest.fail(f"{name} exited with {process.returncode}:\n{text}")
+
+
+def _until(what: str, deployment: Deployment, probe: Callable[[], bool]) -> None:
+    """Poll ``probe`` until it holds; fail naming ``what`` at the deadline or if a process died."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        deployment.alive()
+        if probe():
+            return
+        time.sleep(0.05)  # a polling period, not a synchronisation guess
+    pytest.fail(f"not ready within {DEADLINE_S} s: {what}")
+
+
+def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:
+    try:
+        return httpx.get(url, verify=context or True, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORECOURT_")}
+    env |= PASSWORDS | {"FORECOURT_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    running = Deployment(tmp_path, env)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _secret(output: str) -> str:
+    found = re.search(r"TOTP secret ([A-Z2-7]+)", output)
+    assert found, output
+    return found.group(1)
+
+
+def _password(password: str) -> dict[str, str]:
+    """The operator's password goes in the environment, never on the command line."""
+    return {"FORECOURT_OPERATOR_PASSWORD": password}
+
+
+def _login(username: str, password: str, secret: str) -> tuple[list[str], dict[str, str]]:
+    """Options naming the operator and this time step's code; the password in the environment."""
+    code = pyotp.TOTP(secret).now()
+    return ["--username", username, "--totp", code], _password(password)
+
+
+def test_documented_commands_deploy_separate_processes_and_activate_a_car(
+    deployment: Deployment, pg_url: str
+) -> None:
+    rng = random.Random()
+    net = f"127.{rng.randint(100, 250)}.{rng.randint(1, 250)}"
+    cloud_host, edge_host, car_base = f"{net}.1", f"{net}.2", f"{net}.10"
+    cloud_port, edge_port = _free_port(cloud_host), _free_port(edge_host)
+    cloud_url, edge_url = f"https://{cloud_host}:{cloud_port}", f"http://{edge_host}:{edge_port}"
+    db = ["--database-url", pg_url]
+    blobs = ["--blob-dir", "cloud-blobs"]
+    run = deployment.run
+
+    # OEM: PKI ceremony, repository and ledger keys, the registry, the cloud over mutual TLS.
+    none: dict[str, str] = {}
+    _, _, seeded = deployment.run_together(
+        (("pki", "init", "pki"), none),
+        (("cloud", "init-keys", "keys"), none),
+        (("cloud", "seed-demo", "--vehicles", VEHICLES, "--seed", SEED, *db, *blobs), none),
+    )
+    waiting = re.search(rf"^at {DEALER}: (\S+) (\S+)$", seeded, re.MULTILINE)
+    assert waiting, seeded
+    vin, features = waiting.group(1), waiting.group(2)
+    run("pki", "issue-cloud", "pki", "--host", "localhost", "--host", cloud_host, "--out", "tls")
+    deployment.start(
+        "cloud", "cloud", "serve", "--pki", "pki", "--keys", "keys/keys.json",
+        "--tls-dir", "tls", "--host", cloud_host, "--port", str(cloud_port), *db, *blobs,
+    )  # fmt: skip
+    oem_root = ssl.create_default_context(cafile=str(deployment.root / "pki" / "root.pem"))
+    _until("cloud /v1/health", deployment, lambda: _answers(f"{cloud_url}/v1/health", oem_root))
+
+    # The store's edge is enrolled: certificate, ledger key registered in the log of logs.
+    # Factory (at the same time): the car gets its ECU certificates and pins the roots.
+    edge_dir = ["--dealer-id", DEALER, "--data-dir", "edge"]
+    anchors = [
+        "--oem-pki", "pki", "--director-root", "keys/director-root.json",
+        "--image-root", "keys/image-root.json",
+    ]  # fmt: skip
+    world = ["--vehicles", VEHICLES, "--seed", SEED, "--dir", "cars"]
+    deployment.run_together(
+        (("cloud", "dealer-cert", DEALER, EDGE_ID, "--out", "edge/tls", "--pki", "pki", *db), none),
+        (("edge", "ledger-key", *edge_dir, "--edge-id", EDGE_ID, "--out", "edge.vkey"), none),
+        (("vehicle", "provision", "--vin", vin, *world, *anchors), none),
+    )
+    run(
+        "cloud", "register-edge-log", "--dealer", DEALER, "--edge", EDGE_ID,
+        "--vkey", "edge.vkey", *db,
+    )  # fmt: skip
+
+    # The fleet runs the dealer's cars, each on its own address.
+    fleet_log = deployment.start(
+        "fleet", "vehicle", "fleet", "--dealer", DEALER, *world, "--base", car_base
+    )
+    _until("fleet ready", deployment, lambda: "fleet ready" in fleet_log.read_text())
+    address = re.search(rf"^{vin} (\S+)$", fleet_log.read_text(), re.MULTILINE)
+    assert address, fleet_log.read_text()
+
+    # The edge on SQLite, its operators (each TOTP secret printed once), the customer's consent.
+    deployment.start(
+        "edge", "edge", "serve", *edge_dir, "--edge-id", EDGE_ID, "--car", address.group(1),
+        "--cloud-ledger-vkey", "keys/ledger.vkey", "--cloud-url", cloud_url,
+        "--host", edge_host, "--port", str(edge_port),
+        "--sync-interval", "0.5", "--checkpoint-interval", "0.5",
+    )  # fmt: skip
+    _until("edge /healthz", deployment, lambda: _answers(f"{edge_url}/healthz"))
+    admin = _secret(
+        run(
+            "edge", "operator", "bootstrap", *edge_dir,
+            extra={"FORECOURT_OPERATOR_PASSWORD": ADMIN_PASSWORD},
+        )
+    )  # fmt: skip
+    options, secret_env = _login("admin", ADMIN_PASSWORD, admin)
+    add = ("edge", "operator", "add", *edge_dir, "--by", "admin")
+    consent = ("edge", "consent", vin, "--agree-all", "--subject-ref", "crm:customer-0001")
+    tech, auditor, _ = deployment.run_together(
+        ((*add, "--username", "tina", "--role", "technician"), _password(TECH_PASSWORD)),
+        ((*add, "--username", "audrey", "--role", "auditor"), _password(AUDIT_PASSWORD)),
+        ((*consent, "--edge", edge_url, *options), secret_env),
+    )
+    accounts = {"tina": _secret(tech), "audrey": _secret(auditor)}
+
+    # The technician activates the car from the command line; the car is done.
+    options, secret_env = _login("tina", TECH_PASSWORD, accounts["tina"])
+    activated = run(
+        "activate", vin, "--features", features, "--edge", edge_url, *options, extra=secret_env
+    )
+    assert f"{vin} activated" in activated
+
+    # The auditor reads the self-check: this edge, this dealer, the cloud reachable.
+    options, secret_env = _login("audrey", AUDIT_PASSWORD, accounts["audrey"])
+    status = json.loads(
+        run("edge", "status", "--edge", edge_url, "--json", *options, extra=secret_env).split(
+            "\n", 1
+        )[1]
+    )
+    assert (status["edge_id"], status["dealer_id"]) == (EDGE_ID, DEALER)
+    assert status["status"] != "error", status
+
+    # The edge's ledger, exported, verifies offline up to a checkpoint covering the activation.
+    ledger = ["--db", f"sqlite:///{deployment.root / 'edge' / 'edge.sqlite3'}"]
+    origin = f"{EDGE_ID}.{DEALER}.forecourt.edge".lower()
+    verified: list[str] = []
+
+    def covered() -> bool:
+        exported = run("ledger", "export", *ledger, "--origin", origin, "--out", "edge.jsonl")
+        size = int(exported.split()[1])
+        verified[:] = [run("ledger", "verify", "log", "edge.jsonl", "--key", "edge.vkey")]
+        return size > 0 and f"verified up to size {size}\n" in verified[0]
+
+    _until("a checkpoint over the whole edge log", deployment, covered)
+    assert verified[0].startswith("OK: ")
