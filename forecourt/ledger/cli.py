@@ -95,8 +95,17 @@ def verify_consistency_command(
 def verify_log_command(
     export: Path = typer.Argument(..., help="export file written by `forecourt ledger export`"),
     key: Path = typer.Option(..., "--key", help=KEY_HELP),
+    allow_unanchored: bool = typer.Option(
+        False,
+        "--allow-unanchored",
+        help="exit 0 even when entries after the last signed checkpoint are not covered by one",
+    ),
 ) -> None:
-    """A whole exported log against its signed checkpoints; names the first bad index."""
+    """A whole exported log against its signed checkpoints; names the first bad index.
+
+    Entries past the last signed checkpoint are consistent with nothing anybody signed: they are
+    reported, and the command exits 2 unless ``--allow-unanchored`` (tampering exits 1).
+    """
     try:
         verifier = _key(key)
         data = read_export(export)
@@ -108,6 +117,15 @@ def verify_log_command(
         raise typer.Exit(1) from None
     except (LedgerError, OSError, ValueError) as exc:
         _fail(exc)
+    if report.verified_size < report.size:
+        typer.echo(
+            f"UNANCHORED: {report.size} entries, {report.checkpoints} checkpoints; entries "
+            f"[{report.verified_size}, {report.size}) are covered by no signed checkpoint",
+            err=True,
+        )
+        if not allow_unanchored:
+            raise typer.Exit(2)
+        return
     typer.echo(
         f"OK: {report.size} entries, {report.checkpoints} checkpoints, "
         f"verified up to size {report.verified_size}"

@@ -102,3 +102,18 @@ def test_verify_log_names_a_deleted_entry(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["verify", "log", str(export), "--key", str(key)])
     assert bad.exit_code == 1
     assert "first bad index: 4" in bad.output
+
+
+def test_verify_log_reports_entries_no_checkpoint_covers(tmp_path: Path) -> None:
+    log, key, _ = _files(tmp_path)
+    fill(log, 3)
+    export = tmp_path / "later.jsonl"
+    with export.open("w") as f:
+        write_export(log.store, log.origin, f)
+    result = runner.invoke(app, ["verify", "log", str(export), "--key", str(key)])
+    assert result.exit_code == 2
+    assert "entries [17, 20) are covered by no signed checkpoint" in result.output
+    allowed = runner.invoke(
+        app, ["verify", "log", str(export), "--key", str(key), "--allow-unanchored"]
+    )
+    assert allowed.exit_code == 0
