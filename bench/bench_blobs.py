@@ -14,13 +14,11 @@ import argparse
 import hashlib
 import os
 import shutil
-import socket
 import statistics
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -36,35 +34,15 @@ from forecourt.blobs import (
     RetryPolicy,
     blob_router,
 )
+from forecourt.http.serving import serve_in_thread
 from forecourt.logging import configure_logging
 
 MIB = 1024 * 1024
 
 
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(app, lifespan="off", log_level="critical", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    server.ready.wait(15)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
+def serve(app: Any) -> AbstractContextManager[str]:
+    config = uvicorn.Config(app, lifespan="off", log_level="critical", access_log=False)
+    return serve_in_thread(config, name="bench-blobs")
 
 
 def best_of(runs: int, action: Callable[[], None]) -> float:

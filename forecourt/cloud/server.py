@@ -11,10 +11,7 @@ and re-verifies it anyway (purpose, CRL, registry revocations) at its own clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import ssl
-import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +21,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from forecourt.http.serving import serve_in_thread as serve
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -114,46 +113,11 @@ def uvicorn_config(
     )
 
 
-class ThreadedServer(uvicorn.Server):
-    """uvicorn with a ``started`` event (set once sockets listen), for tests and the bench."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.started_event = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        await super().startup(sockets)
-        self.started_event.set()
-
-    async def main_loop(self) -> None:
-        """uvicorn's once-per-0.1 s tick, woken at once by :meth:`stop` instead of polling."""
-        counter = 0
-        should_exit = await self.on_tick(counter)
-        while not should_exit:
-            counter = (counter + 1) % 864000
-            assert self._wake is not None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
-            should_exit = await self.on_tick(counter)
-
-    def stop(self) -> None:
-        """Ask the server to shut down, from any thread."""
-        self.should_exit = True
-        if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
-
-
 @contextmanager
 def serve_in_thread(
     app: Any, tls: TlsFiles, host: str = "127.0.0.1", *, staff_without_certificate: bool = False
 ) -> Iterator[str]:
     """Serve ``app`` over mutual TLS on ``host``, a free port; yield the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
     config = uvicorn_config(
         app,
         tls,
@@ -162,14 +126,5 @@ def serve_in_thread(
         log_level="critical",
         access_log=False,
     )
-    server = ThreadedServer(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        if not server.started_event.wait(timeout=20):
-            raise RuntimeError("cloud server did not start")
-        yield f"https://{host}:{port}"
-    finally:
-        server.stop()
-        thread.join(timeout=20)
-        sock.close()
+    with serve(config, host, name="cloud-server") as url:
+        yield url

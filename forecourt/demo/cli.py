@@ -14,8 +14,8 @@ from forecourt.demo.data import DemoWorld, generate_world
 from forecourt.demo.deployment import DEFAULT_DEALER, DeploymentOptions
 from forecourt.demo.fleet import NotEnoughCars
 from forecourt.demo.run import run_demo
-from forecourt.demo.servers import ServerDidNotStart
 from forecourt.demo.state import DeploymentStateError
+from forecourt.http.serving import ServerDidNotStart
 
 
 def demo_command(  # noqa: PLR0917 - Typer maps each parameter to an option

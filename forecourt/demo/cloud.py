@@ -27,8 +27,9 @@ from forecourt.cloud.registry.dealers import record_certificate, upsert_dealer
 from forecourt.cloud.registry.vehicles import insert_vehicle
 from forecourt.cloud.server import TlsFiles
 from forecourt.demo.data import DemoWorld, package_content
-from forecourt.demo.servers import BackgroundServer, cloud_server
+from forecourt.demo.servers import cloud_server
 from forecourt.demo.state import DeploymentSecrets, note_signer
+from forecourt.http.serving import BackgroundServer
 from forecourt.ledger.checkpoint import NoteVerifier, SoftwareNoteSigner, verifier_for
 from forecourt.ledger.errors import ConsistencyError
 from forecourt.ledger.log import TransparencyLog
@@ -112,7 +113,7 @@ class LocalCloud:
     @property
     def url(self) -> str:
         assert self.server is not None, "the cloud is not serving"
-        return f"https://{self.server.host}:{self.server.port}"
+        return self.server.url
 
     @property
     def ledger_vkey(self) -> str:

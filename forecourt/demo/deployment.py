@@ -30,7 +30,7 @@ from forecourt.core import Market
 from forecourt.demo.cloud import LocalCloud, open_cloud, open_pki
 from forecourt.demo.data import DemoWorld, generate_world
 from forecourt.demo.fleet import FleetCar, NotEnoughCars, activatable, bought_features, start_fleet
-from forecourt.demo.servers import BackgroundServer, console_server
+from forecourt.demo.servers import console_server
 from forecourt.demo.state import DeploymentSecrets, DeploymentState
 from forecourt.edge.app import ConsoleSettings, create_app, feature_notices
 from forecourt.edge.app.assembly import console_services
@@ -47,6 +47,7 @@ from forecourt.edge.operators import Operator, Role, bootstrap_first_admin
 from forecourt.edge.operators.errors import UsernameTaken
 from forecourt.edge.wiring import Edge, EdgeSettings, build_edge, ledger_verifier
 from forecourt.edge.workflow import ConsentCapture
+from forecourt.http.serving import BackgroundServer
 from forecourt.logging import get_logger
 from forecourt.store.edge import EdgeOperator
 from forecourt.vehicle.factory import RepositoryRoots
@@ -91,7 +92,7 @@ class LocalDeployment:
 
     @property
     def console_url(self) -> str:
-        return f"http://{self.console.host}:{self.console.port}"
+        return self.console.url
 
     @property
     def edge_dir(self) -> Path:
@@ -318,9 +319,7 @@ def start_deployment(options: DeploymentOptions) -> LocalDeployment:  # noqa: PL
         )
         app = create_app(services, ConsoleSettings(secure_cookies=False))
         console = console_server(app, options.edge_host, options.edge_port).start()
-        LocalEndpoint(f"http://{console.host}:{console.port}", options.dealer_id, edge_id).write(
-            edge_dir
-        )
+        LocalEndpoint(console.url, options.dealer_id, edge_id).write(edge_dir)
         lap("console", t)
         timings["total"] = time.perf_counter() - began
         _log.info("deployment_ready", seconds=round(timings["total"], 2), cars=len(fleet))

@@ -6,10 +6,8 @@ Shared by the API tests (httpx ASGI transport) and the browser tests (uvicorn on
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ from forecourt.edge.app import (
 from forecourt.edge.cloud_client import Assignment
 from forecourt.edge.operators import Role
 from forecourt.edge.workflow import ActivationService
+from forecourt.http.serving import serve_in_thread
 from tests.edge.operators.conftest import DEALER, OTHER_DEALER, FakeClock, Person
 from tests.edge.workflow.conftest import Env, make_env
 from tests.edge.workflow.fakes import OTHER_VIN, VIN, FakeCar
@@ -112,31 +111,7 @@ def build_world(tmp_path: Path, *, real_time: bool = False) -> Iterator[ConsoleW
         )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn with an event set once its sockets listen (no polling, no sleeps)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
+def serve(app: FastAPI) -> AbstractContextManager[str]:
     """uvicorn on 127.0.0.1, port 0, in a thread; yields the base URL once it has started."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    if not server.ready.wait(timeout=15) or not server.started:
-        server.should_exit = True
-        raise RuntimeError("uvicorn did not start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    return serve_in_thread(config, name="edge-console")
