@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import multiprocessing
 import os
 import random
-import socket
 import sys
-import tempfile
-import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,23 +28,18 @@ import udsoncan
 from udsoncan.client import Client
 from udsoncan.services import DiagnosticSessionControl, RequestFileTransfer
 
+from bench._cars import LINE_RATE, OEM_SECRET, at_once, car_spec, rate_row, raw_tcp, simulated_cars
 from forecourt.edge.link.transport import EcuChannel, FastDoIPClient
 from forecourt.logging import configure_logging
-from forecourt.vehicle.car import Car, CarServices
-from forecourt.vehicle.doip.entity import EntityConfig
 from forecourt.vehicle.fleet import fleet_addresses
-from forecourt.vehicle.provision import CarSpec, EcuSpec, provision
-from forecourt.vehicle.runtime import SimulatorHost
 from forecourt.vehicle.uds.security_access import compute_key, derive_ecu_secret
 
-LINE_RATE = 12.5e6  # 100BASE-T1, bytes/s
-OEM_SECRET = b"bench oem secret"
-MB = 1e6
+VIN_PREFIX = "BENCH"
 
 
-def spec(index: int) -> CarSpec:
-    vin = f"BENCH{index:012d}"
-    return CarSpec(vin, (), (EcuSpec(0x1000, "cgw", f"CGW{index:010d}", "CGW-3-110", "1.0.0"),))
+def gateway_serial(index: int) -> str:
+    """The gateway's serial number, from which its 0x27 secret is derived."""
+    return car_spec(index, VIN_PREFIX).ecus[0].serial_number
 
 
 def upload(address: str, serial: str, payload: bytes) -> float:
@@ -82,41 +72,6 @@ def upload(address: str, serial: str, payload: bytes) -> float:
     return elapsed
 
 
-def raw_tcp(host: str, size: int) -> float:
-    """Bytes/s of a plain TCP stream over loopback in 1 MiB writes (the ceiling for any client)."""
-    server = socket.create_server((host, 0))
-    port = server.getsockname()[1]
-
-    def sink() -> None:
-        conn, _ = server.accept()
-        with conn:
-            while conn.recv(1 << 20):
-                pass
-
-    thread = threading.Thread(target=sink)
-    thread.start()
-    chunk = os.urandom(1 << 20)
-    start = time.perf_counter()
-    with socket.create_connection((host, port)) as sock:
-        for _ in range(size // len(chunk)):
-            sock.sendall(chunk)
-    thread.join()
-    server.close()
-    return size / (time.perf_counter() - start)
-
-
-def serve_cars(directory: str, addresses: list[str], ready: Connection) -> None:
-    """Child process: the cars, as in a real bench (the tester is another machine/process)."""
-    configure_logging("WARNING")
-    host = SimulatorHost()
-    for i, address in enumerate(addresses):
-        store = provision(Path(directory) / str(i), spec(i), oem_secret=OEM_SECRET)
-        host.start_car(Car(store, CarServices()), EntityConfig(address, announce_to=None))
-    ready.send("ready")
-    ready.recv()  # until the parent says stop
-    host.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short run")
@@ -127,41 +82,20 @@ def main() -> None:
     cars = 10
     base = random.SystemRandom().randrange(100, 250)
     addresses = list(fleet_addresses(cars, base))
-    with tempfile.TemporaryDirectory() as tmp:
-        parent, child = multiprocessing.Pipe()
-        simulator = multiprocessing.get_context("spawn").Process(
-            target=serve_cars, args=(tmp, addresses, child)
-        )
-        simulator.start()
-        parent.recv()
-        payload = os.urandom(one_size)
-        upload(addresses[0], spec(0).ecus[0].serial_number, payload[: 1 << 20])  # warm-up
-        single = one_size / upload(addresses[0], spec(0).ecus[0].serial_number, payload)
-
-        results: list[float] = [0.0] * cars
+    payload = os.urandom(one_size)
+    with simulated_cars(addresses, VIN_PREFIX):
+        upload(addresses[0], gateway_serial(0), payload[: 1 << 20])  # warm-up
+        single = one_size / upload(addresses[0], gateway_serial(0), payload)
         fleet_payload = payload[:fleet_size]
-
-        def run(i: int) -> None:
-            results[i] = upload(addresses[i], spec(i).ecus[0].serial_number, fleet_payload)
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(cars)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - start
-        per_car = min(fleet_size / r for r in results)
-        aggregate = cars * fleet_size / wall
-        parent.send("stop")
-        simulator.join(10)
+        results, wall = at_once(
+            cars, lambda i: upload(addresses[i], gateway_serial(i), fleet_payload)
+        )
+    per_car = min(fleet_size / r for r in results)
+    aggregate = cars * fleet_size / wall
     raw = raw_tcp("127.0.0.1", one_size)
 
     def row(label: str, rate: float) -> None:
-        print(
-            f"{label:<34} {rate / MB:9.1f} MB/s   {rate / LINE_RATE:6.2f}x line rate"
-            f"   {rate / raw:6.1%} of raw TCP"
-        )
+        rate_row(label, rate, raw, width=34)
 
     print(
         f"TransferData, 1 MiB blocks, {one_size >> 20} MiB to one car, {fleet_size >> 20} MiB "
