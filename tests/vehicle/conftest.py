@@ -12,7 +12,9 @@ import pytest
 import udsoncan
 from doipclient.connectors import DoIPClientUDSConnector
 from udsoncan.client import Client
+from udsoncan.typing import ClientConfig
 
+from forecourt.edge.link.transport import FastDoIPClient
 from forecourt.vehicle.car import Car, CarServices
 from forecourt.vehicle.doip.entity import DoipEntity, EntityConfig
 from forecourt.vehicle.faults import FaultPlan
@@ -22,7 +24,6 @@ from forecourt.vehicle.storage import CarStore
 from forecourt.vehicle.trust_adapter import PkiTesterAuthenticator
 from forecourt.vehicle.uds.security_access import compute_key, derive_ecu_secret
 from tests.vehicle.doubles import HmacBundleVerifier
-from tests.vehicle.fastdoip import FastDoIPClient
 from tests.vehicle.pki import OEM, anchors
 
 OEM_SECRET = b"test oem secret, never a real one"
@@ -39,7 +40,7 @@ SPEC = CarSpec(
 )
 
 
-class VariableAscii(udsoncan.DidCodec):  # type: ignore[misc]
+class VariableAscii(udsoncan.DidCodec):
     """A DID codec for variable-length ASCII that reads all remaining bytes."""
 
     def encode(self, value: str) -> bytes:
@@ -57,22 +58,24 @@ def security_algo(level: int, seed: bytes, params: Any = None) -> bytes:
     return compute_key(derive_ecu_secret(OEM_SECRET, "CGW0000000001"), level, seed)
 
 
-def client_config() -> dict[str, Any]:
-    config = dict(udsoncan.configs.default_client_config)
+def client_config() -> ClientConfig:
+    config = udsoncan.configs.default_client_config.copy()
     config.update(
-        use_server_timing=False,
-        p2_timeout=2.0,
-        p2_star_timeout=10.0,
-        request_timeout=15.0,
-        security_algo=security_algo,
-        data_identifiers={
-            0xF190: udsoncan.AsciiCodec(17),
-            0xF18C: VariableAscii(),
-            0xF198: VariableAscii(),
-            0xFD00: VariableAscii(),
-            0xFD02: VariableAscii(),
-            0xFD04: VariableAscii(),
-        },
+        {
+            "use_server_timing": False,
+            "p2_timeout": 2.0,
+            "p2_star_timeout": 10.0,
+            "request_timeout": 15.0,
+            "security_algo": security_algo,
+            "data_identifiers": {
+                0xF190: udsoncan.AsciiCodec(17),
+                0xF18C: VariableAscii(),
+                0xF198: VariableAscii(),
+                0xFD00: VariableAscii(),
+                0xFD02: VariableAscii(),
+                0xFD04: VariableAscii(),
+            },
+        }
     )
     return config
 
@@ -87,8 +90,8 @@ class RunningCar:
     address: str
 
     def client(self, ecu: int = 0x1000, tester: int = 0x0E80) -> Client:
-        doip = FastDoIPClient(self.address, ecu, client_logical_address=tester)
-        connection = DoIPClientUDSConnector(doip, close_connection=True)
+        doip = FastDoIPClient(self.address, ecu, client_logical_address=tester)  # type: ignore[no-untyped-call]
+        connection = DoIPClientUDSConnector(doip, close_connection=True)  # type: ignore[no-untyped-call]
         return Client(connection, config=client_config())
 
     def restart(self) -> None:

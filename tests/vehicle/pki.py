@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -31,7 +32,14 @@ def dealer_of(pki: OemPki, now: datetime | None = None, dealer_id: str = "D0042"
     return Dealer(issued.cert.public_bytes(Encoding.DER), issued.key)
 
 
-def anchors(pki: OemPki) -> dict[str, str]:
+class Anchors(TypedDict):
+    """The ``provision`` keywords that pin the OEM PKI."""
+
+    oem_root_pem: str
+    oem_chain_pem: str
+
+
+def anchors(pki: OemPki) -> Anchors:
     """What the factory pins for 0x29: the OEM root and the issuing CA under it."""
     return {
         "oem_root_pem": pki.root.public_bytes(Encoding.PEM).decode(),

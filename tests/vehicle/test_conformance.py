@@ -14,8 +14,8 @@ from udsoncan import Request, services
 from udsoncan.client import Client
 from udsoncan.exceptions import NegativeResponseException, TimeoutException
 
+from forecourt.edge.link.transport import FastDoIPClient
 from tests.vehicle.conftest import VIN, RunningCar, VariableAscii
-from tests.vehicle.fastdoip import FastDoIPClient
 from tests.vehicle.pki import DEALER, Dealer
 
 ExtendedSession = services.DiagnosticSessionControl.Session.extendedDiagnosticSession
