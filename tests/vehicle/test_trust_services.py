@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_public_key
 
 from forecourt.trust import NonceFreshness, verify_manifest
@@ -29,7 +27,7 @@ from forecourt.vehicle.trust_adapter import (
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
 from tests.vehicle.conftest import OEM_SECRET, RunningCar
 from tests.vehicle.pki import Dealer, anchors, dealer_of
-from tests.vehicle.test_trust_wiring import SPEC
+from tests.vehicle.test_trust_wiring import SPEC, ecu_keys
 
 
 # -- UDS 0x29 on the OEM PKI ------------------------------------------------------------------
@@ -105,15 +103,7 @@ def test_car_without_a_pinned_oem_root_refuses_every_dealer(tmp_path: Path, worl
 # -- nonces and sealed secrets ----------------------------------------------------------------
 @pytest.fixture
 def uptane_car(tmp_path: Path, world: World) -> Iterator[Callable[[], Car]]:
-    keys = {
-        e.address: (
-            Ed25519PrivateKey.generate(),
-            X25519PrivateKey.from_private_bytes(bytes(world.sealing[e.serial_number]))
-            if e.serial_number in world.sealing
-            else X25519PrivateKey.generate(),
-        )
-        for e in SPEC.ecus
-    }
+    keys = ecu_keys(world)
     store = provision(
         tmp_path / "car",
         SPEC,

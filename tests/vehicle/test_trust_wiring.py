@@ -26,7 +26,7 @@ from forecourt.trust.model import MAX_BUNDLE_BYTES, NonceFreshness, OfflineFresh
 from forecourt.vehicle.car import Car, CarServices
 from forecourt.vehicle.doip.entity import EntityConfig
 from forecourt.vehicle.faults import FaultPlan
-from forecourt.vehicle.provision import CarSpec, EcuSpec, provision
+from forecourt.vehicle.provision import CarSpec, EcuKeys, EcuSpec, provision
 from forecourt.vehicle.runtime import SimulatorHost
 from forecourt.vehicle.trust_adapter import (
     PkiTesterAuthenticator,
@@ -98,10 +98,9 @@ class TrustedCar:
         )
 
 
-@pytest.fixture
-def trusted(tmp_path: Path) -> Iterator[TrustedCar]:
-    world = make_world()
-    keys = {
+def ecu_keys(world: World) -> dict[int, EcuKeys]:
+    """Fresh signing keys per ECU; the sealing key is the one the world's OEM encrypts to."""
+    return {
         e.address: (
             Ed25519PrivateKey.generate(),
             X25519PrivateKey.from_private_bytes(bytes(world.sealing[e.serial_number]))
@@ -110,6 +109,12 @@ def trusted(tmp_path: Path) -> Iterator[TrustedCar]:
         )
         for e in SPEC.ecus
     }
+
+
+@pytest.fixture
+def trusted(tmp_path: Path) -> Iterator[TrustedCar]:
+    world = make_world()
+    keys = ecu_keys(world)
     store = provision(
         tmp_path / "car",
         SPEC,
