@@ -1,9 +1,13 @@
 """One ECU as a UDS server (ISO 14229-1:2020): dispatch, session/security gating, services.
 
-The ECU owns its session, 0x27/0x29 state and file receiver; what it reads and changes lives in the
-:class:`~forecourt.vehicle.car.Car` (one committed state for the whole car). Every refusal is a
-:class:`NegativeResponse` raised by a handler, logged here once with its reason, and sent as
-``7F SID NRC``. Anything malformed gets an NRC, never an exception out of :meth:`Ecu.handle`.
+Session, 0x27/0x29 state and the file receiver belong to each tester, not to the ECU: every request
+arrives with the :class:`~forecourt.vehicle.tester_session.TesterSession` of the connection and
+tester address it came from (the DoIP entity opens one per connection and closes it on
+disconnect), so one tester's authentication is never another's. What the ECU reads and changes
+lives in the :class:`~forecourt.vehicle.car.Car` (one committed state for the whole car). Every
+refusal is a :class:`NegativeResponse` raised by a handler, logged here once with its reason, and
+sent as ``7F SID NRC``. Anything malformed gets an NRC, never an exception out of
+:meth:`Ecu.handle`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import TYPE_CHECKING
 from forecourt.logging import get_logger
 from forecourt.vehicle.dids import REPAIR_SHOP_CODE_MAX, Did, canonical_json
 from forecourt.vehicle.seams import TesterAuthenticator
+from forecourt.vehicle.tester_session import TesterSession
 from forecourt.vehicle.transfer import FileReceiver
+from forecourt.vehicle.uds.attempts import AttemptCounter
 from forecourt.vehicle.uds.authentication import Authentication
 from forecourt.vehicle.uds.nrc import (
     POSITIVE_RESPONSE_OFFSET,
@@ -39,7 +45,7 @@ if TYPE_CHECKING:
 _log = get_logger("vehicle.ecu")
 
 Respond = Callable[[bytes], Awaitable[None]]
-Handler = Callable[[bytes, Respond], Awaitable[bytes | None]]
+Handler = Callable[[TesterSession, bytes, Respond], Awaitable[bytes | None]]
 
 SUPPRESS_POSITIVE_RESPONSE = 0x80
 TRANSFER_DATA = 0x36
@@ -66,12 +72,17 @@ class Ecu:
     ) -> None:
         self.car = car
         self.address = address
-        self.session = SessionState(clock)
-        self.security = SecurityAccess(security_secret, clock)
-        self.authentication = Authentication(
-            authenticator, clock, context=lambda: car.authentication_context(address)
-        )
-        self.receiver = FileReceiver(car.store.files_dir(address))
+        self._secret = security_secret
+        self._authenticator = authenticator
+        self._clock = clock
+        self._attempts: dict[tuple[int | None, int], AttemptCounter] = {}
+        self._in_progress: set[str] = set()  # files some tester is writing, shared by receivers
+        self._open: set[int] = set()  # id() of open tester sessions, for ECUReset
+        self._sessions: dict[int, TesterSession] = {}
+        self.local = self.open_session(None)
+        """The in-process tester's session (bench, fuzzing); the network never reaches it."""
+        self.receiver = self.local.receiver
+        """Reads completed files (any receiver of this ECU sees the same directory)."""
         self._services: dict[int, Handler] = {
             0x10: self._session_control,
             0x11: self._ecu_reset,
@@ -89,8 +100,43 @@ class Ecu:
             0x3E: self._tester_present,
         }
 
-    async def handle(self, request: bytes | memoryview, respond: Respond) -> None:
-        """Serve one UDS request; every outcome is a response (or a suppressed one).
+    # tester sessions ------------------------------------------------------------------------
+    def _counter(self, tester: int | None, service: int) -> AttemptCounter:
+        key = (tester, service)
+        if key not in self._attempts:
+            self._attempts[key] = AttemptCounter(self._clock)
+        return self._attempts[key]
+
+    def open_session(self, tester_address: int | None) -> TesterSession:
+        """A fresh session for one tester connection: default session, nothing unlocked."""
+        tester = TesterSession(
+            tester_address=tester_address,
+            session=SessionState(self._clock),
+            security=SecurityAccess(self._secret, self._counter(tester_address, 0x27)),
+            authentication=Authentication(
+                self._authenticator,
+                self._counter(tester_address, 0x29),
+                context=lambda: self.car.authentication_context(self.address),
+            ),
+            receiver=FileReceiver(self.car.store.files_dir(self.address), self._in_progress),
+        )
+        self._sessions[id(tester)] = tester
+        return tester
+
+    def close_session(self, tester: TesterSession) -> None:
+        """The tester's connection closed: its session, unlock and transfer end with it."""
+        tester.reset()
+        if tester is not self.local:
+            self._sessions.pop(id(tester), None)
+        _log.info("tester_session_closed", ecu=f"{self.address:04X}", tester=_hex(tester))
+
+    async def handle(
+        self,
+        request: bytes | memoryview,
+        respond: Respond,
+        tester: TesterSession | None = None,
+    ) -> None:
+        """Serve one UDS request of ``tester`` (default: the in-process tester); always answers.
 
         TransferData gets a view of its block (no copy of up to 1 MiB); every other service gets
         its own bytes. An empty request has no SID to answer for: it gets ``7F 00 13``.
@@ -105,20 +151,21 @@ class Ecu:
             )
             await respond(negative_response(0x00, _BAD_FORMAT))
             return
+        tester = tester if tester is not None else self.local
         sid = request[0]
         body = request[1:] if sid == TRANSFER_DATA else bytes(request[1:])
-        if self.session.touch():
-            self.receiver.abort()
-            _log.info("s3_timeout", ecu=f"{self.address:04X}")
+        if tester.touch():
+            _log.info("s3_timeout", ecu=f"{self.address:04X}", tester=_hex(tester))
         handler = self._services.get(sid)
         try:
             if handler is None:
                 raise NegativeResponse(Nrc.SERVICE_NOT_SUPPORTED, f"service {sid:#04x}")
-            payload = await handler(body, respond)  # type: ignore[arg-type]
+            payload = await handler(tester, body, respond)  # type: ignore[arg-type]
         except NegativeResponse as refusal:
             _log.info(
                 "uds_refused",
                 ecu=f"{self.address:04X}",
+                tester=_hex(tester),
                 sid=f"{sid:#04x}",
                 nrc=f"{refusal.nrc:#04x}",
                 reason=refusal.reason,
@@ -129,14 +176,16 @@ class Ecu:
             await respond(bytes([sid + POSITIVE_RESPONSE_OFFSET]) + payload)
 
     # gating -------------------------------------------------------------------------------
-    def _require_session(self) -> None:
-        if self.session.session is DiagnosticSession.DEFAULT:
+    @staticmethod
+    def _require_session(tester: TesterSession) -> None:
+        if tester.session.session is DiagnosticSession.DEFAULT:
             raise NegativeResponse(
                 Nrc.SERVICE_NOT_SUPPORTED_IN_ACTIVE_SESSION, "needs extended or programming"
             )
 
-    def _require_unlocked(self) -> None:
-        if not self.session.unlocked:
+    @staticmethod
+    def _require_unlocked(tester: TesterSession) -> None:
+        if not tester.unlocked:
             raise NegativeResponse(Nrc.SECURITY_ACCESS_DENIED, "not authenticated")
 
     @staticmethod
@@ -146,36 +195,45 @@ class Ecu:
         return data[0] & 0x7F, bool(data[0] & SUPPRESS_POSITIVE_RESPONSE)
 
     # 0x10 / 0x3E / 0x11 ---------------------------------------------------------------------
-    async def _session_control(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _session_control(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         sub, suppress = self._subfunction(data, 1)
         try:
             session = DiagnosticSession(sub)
         except ValueError:
             raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"session {sub:#x}") from None
-        self.session.change(session)
-        self.receiver.abort()
+        tester.session.change(session)
+        tester.security.drop()
+        tester.receiver.abort()
         timing = struct.pack(">HH", P2_SERVER_MS, P2_STAR_SERVER_MS // 10)
         return None if suppress else bytes([sub]) + timing
 
-    async def _tester_present(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _tester_present(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         sub, suppress = self._subfunction(data, 1)
         if sub != 0x00:
             raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"zeroSubFunction {sub:#x}")
         return None if suppress else b"\x00"
 
-    async def _ecu_reset(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _ecu_reset(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         sub, suppress = self._subfunction(data, 1)
         if sub not in (0x01, 0x02, 0x03):
             raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"reset type {sub:#x}")
         if not suppress:
             await respond(bytes([0x51, sub]))
-        self.session.reset()
-        self.receiver.abort()
+        for open_tester in list(self._sessions.values()):
+            open_tester.reset()  # a reset ECU restarts in the default session for every tester
         _log.info("ecu_reset", ecu=f"{self.address:04X}", reset_type=sub)
         return None
 
     # 0x22 / 0x2E ----------------------------------------------------------------------------
-    async def _read_data(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _read_data(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         """ReadDataByIdentifier, NRC order of ISO 14229-1:2020 §10.2.5 (figure 20).
 
         Every requested DID is looked up before any is read, because reading FD00 (nonce) or
@@ -232,13 +290,15 @@ class Ecu:
             readers[Did.ACTIVATION_NONCE] = car.issue_nonce
         return readers.get(did)
 
-    async def _write_data(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _write_data(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         if len(data) < 3:
             raise NegativeResponse(_BAD_FORMAT, "WriteDataByIdentifier length")
         (did,) = struct.unpack_from(">H", data)
         if did != Did.REPAIR_SHOP_CODE:
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"DID {did:#06x} not writable")
-        self._require_unlocked()
+        self._require_unlocked(tester)
         value = data[2:]
         if len(value) > REPAIR_SHOP_CODE_MAX or not value.isascii():
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "repair shop code format")
@@ -246,50 +306,65 @@ class Ecu:
         return data[:2]
 
     # 0x27 / 0x29 ----------------------------------------------------------------------------
-    async def _security_access(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _security_access(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         sub, _ = self._subfunction(data)
-        self._require_session()
+        self._require_session(tester)
         if sub % 2:
-            seed = self.security.request_seed(sub, self.session.security_level)
+            seed = tester.security.request_seed(sub, tester.session.security_level)
             return bytes([sub]) + seed
-        self.security.send_key(sub - 1, data[1:])
-        self.session.security_level = sub - 1
-        _log.info("security_access_granted", ecu=f"{self.address:04X}", level=sub - 1)
+        tester.security.send_key(sub - 1, data[1:])
+        tester.session.security_level = sub - 1
+        _log.info(
+            "security_access_granted", ecu=f"{self.address:04X}", tester=_hex(tester), level=sub - 1
+        )
         return bytes([sub])
 
-    async def _authentication(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _authentication(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         sub, _ = self._subfunction(data)
-        payload, tester = self.authentication.handle(sub, data[1:])
+        payload, identity = tester.authentication.handle(sub, data[1:])
         if sub == 0x00:
-            self.session.authenticated_role = None
-        if tester is not None:
-            self.session.authenticated_role = tester.role
+            tester.session.authenticated_role = None
+        if identity is not None:
+            tester.session.authenticated_role = identity.role
             _log.info(
                 "tester_authenticated",
                 ecu=f"{self.address:04X}",
-                subject=tester.subject,
-                role=tester.role,
+                tester=_hex(tester),
+                subject=identity.subject,
+                role=identity.role,
             )
         return bytes([sub]) + payload
 
     # 0x34 / 0x36 / 0x37 / 0x38 --------------------------------------------------------------
-    async def _request_download(self, data: bytes, respond: Respond) -> bytes | None:
-        self._require_session()
-        self._require_unlocked()
-        return self.receiver.request_download(data)
+    async def _request_download(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
+        self._require_session(tester)
+        self._require_unlocked(tester)
+        return tester.receiver.request_download(data)
 
-    async def _request_file_transfer(self, data: bytes, respond: Respond) -> bytes | None:
-        self._require_session()
-        self._require_unlocked()
-        return self.receiver.request_file_transfer(data)
+    async def _request_file_transfer(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
+        self._require_session(tester)
+        self._require_unlocked(tester)
+        return tester.receiver.request_file_transfer(data)
 
-    async def _transfer_data(self, data: bytes, respond: Respond) -> bytes | None:
-        self._require_unlocked()
-        return self.receiver.transfer_data(data)
+    async def _transfer_data(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
+        self._require_unlocked(tester)
+        return tester.receiver.transfer_data(data)
 
-    async def _transfer_exit(self, data: bytes, respond: Respond) -> bytes | None:
-        self._require_unlocked()
-        digest, received = self.receiver.transfer_exit()
+    async def _transfer_exit(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
+        self._require_unlocked(tester)
+        digest, received = tester.receiver.transfer_exit()
         _log.info(
             "file_received",
             ecu=f"{self.address:04X}",
@@ -300,7 +375,9 @@ class Ecu:
         return digest
 
     # 0x31 -----------------------------------------------------------------------------------
-    async def _routine_control(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _routine_control(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         if len(data) < 3:
             raise NegativeResponse(_BAD_FORMAT, "RoutineControl length")
         control = data[0] & 0x7F
@@ -315,8 +392,8 @@ class Ecu:
             return echo + bytes([self.car.preconditions.failures()])
         if routine != ROUTINE_ACTIVATE or self.address != self.car.gateway_address:
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"routine {routine:#06x}")
-        self._require_session()
-        self._require_unlocked()
+        self._require_session(tester)
+        self._require_unlocked(tester)
         if control == REQUEST_ROUTINE_RESULTS:
             return echo + self.car.routine_results()
         if control == STOP_ROUTINE:
@@ -327,7 +404,9 @@ class Ecu:
         return echo + b"\x00" + struct.pack(">I", counter)
 
     # 0x19 / 0x14 ----------------------------------------------------------------------------
-    async def _read_dtcs(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _read_dtcs(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         sub, _ = self._subfunction(data)
         if sub != REPORT_DTC_BY_STATUS_MASK:
             raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"reportType {sub:#x}")
@@ -340,12 +419,19 @@ class Ecu:
                 out += dtc.code.to_bytes(3, "big") + bytes([dtc.status])
         return bytes(out)
 
-    async def _clear_dtcs(self, data: bytes, respond: Respond) -> bytes | None:
+    async def _clear_dtcs(
+        self, tester: TesterSession, data: bytes, respond: Respond
+    ) -> bytes | None:
         if len(data) != 3:
             raise NegativeResponse(_BAD_FORMAT, "groupOfDTC length")
-        self._require_unlocked()
+        self._require_unlocked(tester)
         group = int.from_bytes(data, "big")
         if group != 0xFFFFFF:
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"DTC group {group:#08x}")
         self.car.clear_dtcs(self.address)
         return b""
+
+
+def _hex(tester: TesterSession) -> str:
+    address = tester.tester_address
+    return "local" if address is None else f"{address:04X}"

@@ -78,11 +78,17 @@ class _Fixed:
 
 
 class FileReceiver:
-    """Per-ECU transfer state over one directory of received files."""
+    """One tester's transfer state over the ECU's directory of received files.
 
-    def __init__(self, directory: Path) -> None:
+    Every tester connection has its own receiver; ``in_progress`` (shared by the receivers of one
+    ECU) names the files some tester is writing, so a second tester can neither write into nor
+    delete a file another one is transferring (NRC 0x22).
+    """
+
+    def __init__(self, directory: Path, in_progress: set[str] | None = None) -> None:
         self.directory = directory
         self._active: _Active | None = None
+        self._in_progress = in_progress if in_progress is not None else set()
 
     @property
     def active(self) -> bool:
@@ -92,7 +98,18 @@ class FileReceiver:
         """Forget the transfer in progress (session change, reset); the .part stays for resume."""
         if self._active is not None:
             os.close(self._active.fd)
+            self._in_progress.discard(self._active.name)
         self._active = None
+
+    def _claim(self, name: str) -> None:
+        """Take ``name`` for this receiver's transfer; refuse one another tester is writing."""
+        mine = self._active is not None and self._active.name == name
+        if name in self._in_progress and not mine:
+            raise NegativeResponse(
+                Nrc.CONDITIONS_NOT_CORRECT, f"file {name!r} is being transferred by another tester"
+            )
+        self.abort()
+        self._in_progress.add(name)
 
     def _part(self, name: str) -> Path:
         return self.directory / f"{name}.part"
@@ -144,6 +161,8 @@ class FileReceiver:
         if mode == DELETE_FILE:
             if rest:
                 raise NegativeResponse(_BAD_FORMAT, "DeleteFile takes no parameters")
+            self._claim(name)
+            self.abort()
             for stale in (self.directory / name, self._part(name), self._meta(name)):
                 stale.unlink(missing_ok=True)
             return bytes([mode])
@@ -174,7 +193,7 @@ class FileReceiver:
     def _start(self, name: str, size: int) -> None:
         if not 0 < size <= MAX_FILE_SIZE:
             raise NegativeResponse(Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED, f"file size {size}")
-        self.abort()
+        self._claim(name)
         write_atomically(self._meta(name), json.dumps({"size": size}).encode())
         (self.directory / name).unlink(missing_ok=True)
         fd = os.open(self._part(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -185,7 +204,7 @@ class FileReceiver:
         if not self._meta(name).exists() and final.is_file() and final.stat().st_size == size:
             # Fully received before: filePosition = fileSize, and 0x37 answers its SHA-256 so
             # the tester can tell it is the file it means before sending nothing.
-            self.abort()
+            self._claim(name)
             received = self.completed(name)
             assert received is not None
             fd = os.open(final, os.O_RDONLY)
@@ -198,7 +217,7 @@ class FileReceiver:
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "nothing to resume") from None
         if meta.get("size") != size or position > size:
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "resume with a different size")
-        self.abort()
+        self._claim(name)
         digest = hashlib.sha256()
         with self._part(name).open("rb") as handle:  # once per resume, not per block
             while chunk := handle.read(1 << 20):

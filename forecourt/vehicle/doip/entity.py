@@ -28,6 +28,7 @@ from forecourt.vehicle.doip.frames import (
     PowerMode,
     RoutingActivationCode,
 )
+from forecourt.vehicle.tester_session import TesterSession
 from forecourt.vehicle.transfer import MAX_BLOCK_LENGTH
 
 _log = get_logger("vehicle.doip")
@@ -170,6 +171,7 @@ class DoipEntity:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            connection.close_sessions()
             self._connections.pop(conn, None)
             for tester in [t for t, c in self._testers.items() if c == conn]:
                 del self._testers[tester]
@@ -177,7 +179,11 @@ class DoipEntity:
 
 
 class _Connection:
-    """One tester's TCP connection: header checks, routing activation, diagnostic routing."""
+    """One tester's TCP connection: header checks, routing activation, diagnostic routing.
+
+    The connection holds the tester's UDS state on each ECU it talks to (ISO 13400-2: one
+    active tester per socket), opened at its first request to that ECU and closed with the socket.
+    """
 
     def __init__(
         self,
@@ -191,6 +197,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.tester: int | None = None
+        self.sessions: dict[int, TesterSession] = {}  # ECU address -> this tester's state there
         self.received = 0
         self.blocks = 0
         self.started = time.monotonic()
@@ -219,6 +226,14 @@ class _Connection:
                 return
             if not await self._dispatch(header.payload_type, payload):
                 return
+
+    def close_sessions(self) -> None:
+        """The socket closed: every session, unlock and transfer of this tester ends."""
+        for address, session in self.sessions.items():
+            ecu = self.entity.car.ecu(address)
+            if ecu is not None:
+                ecu.close_session(session)
+        self.sessions.clear()
 
     async def _discard(self, length: int) -> None:
         while length > 0:
@@ -309,5 +324,8 @@ class _Connection:
         async def respond(uds: bytes) -> None:
             await self._send(frames.diagnostic_message(target, source, uds))
 
-        await ecu.handle(message.user_data, respond)
+        session = self.sessions.get(target)
+        if session is None:
+            session = self.sessions[target] = ecu.open_session(source)
+        await ecu.handle(message.user_data, respond, session)
         return True

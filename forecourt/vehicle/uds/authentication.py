@@ -20,8 +20,8 @@ from forecourt.vehicle.seams import (
     TesterIdentity,
     TrustRefusal,
 )
+from forecourt.vehicle.uds.attempts import AttemptCounter
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
-from forecourt.vehicle.uds.session import Clock
 
 DE_AUTHENTICATE = 0x00
 VERIFY_CERTIFICATE_UNIDIRECTIONAL = 0x01
@@ -53,17 +53,25 @@ def _lv(value: bytes) -> bytes:
 
 @dataclass
 class Authentication:
-    """0x29 state of one ECU."""
+    """0x29 state of one tester on one ECU: the pending challenge dies with the connection.
+
+    ``attempts`` is owned by the ECU per tester address, so another tester can neither consume
+    this tester's challenge nor its failed-proof count.
+    """
 
     authenticator: TesterAuthenticator
-    clock: Clock
+    attempts: AttemptCounter
     context: Callable[[], AuthenticationContext]
     """The ECU's VIN, serial, pinned anchors and the car's time, read at each check."""
-    max_attempts: int = 3
-    delay_seconds: float = 10.0
-    failed_attempts: int = 0
-    _locked_until: float = 0.0
     _candidate: tuple[TesterIdentity, bytes] | None = None
+
+    @property
+    def failed_attempts(self) -> int:
+        return self.attempts.failed
+
+    def drop(self) -> None:
+        """Forget the pending challenge (disconnect, S3 timeout)."""
+        self._candidate = None
 
     def handle(self, task: int, data: bytes) -> tuple[bytes, TesterIdentity | None]:
         """Return (response payload after SID+task, newly authenticated tester or None)."""
@@ -79,8 +87,7 @@ class Authentication:
         raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"authentication task {task}")
 
     def _check_delay(self) -> None:
-        if self.clock.monotonic() < self._locked_until:
-            raise NegativeResponse(Nrc.REQUIRED_TIME_DELAY_NOT_EXPIRED, "lock-out delay running")
+        self.attempts.check_delay()
 
     def _verify_certificate(self, data: bytes) -> bytes:
         self._check_delay()
@@ -110,13 +117,6 @@ class Authentication:
         try:
             self.authenticator.verify_proof_of_ownership(tester, challenge, proof, self.context())
         except TrustRefusal as refusal:
-            self.failed_attempts += 1
-            if self.failed_attempts >= self.max_attempts:
-                self.failed_attempts = 0
-                self._locked_until = self.clock.monotonic() + self.delay_seconds
-                raise NegativeResponse(
-                    Nrc.EXCEEDED_NUMBER_OF_ATTEMPTS, "too many failed proofs"
-                ) from refusal
-            raise NegativeResponse(refusal.nrc, refusal.reason) from refusal
-        self.failed_attempts = 0
+            raise self.attempts.failure(refusal.nrc, refusal.reason) from refusal
+        self.attempts.succeeded()
         return bytes([RETURN_AUTHENTICATION_COMPLETE]) + _lv(b""), tester

@@ -17,8 +17,8 @@ from hashlib import sha256
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from forecourt.vehicle.uds.attempts import AttemptCounter
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
-from forecourt.vehicle.uds.session import Clock
 
 SEED_LENGTH = 16
 KEY_LENGTH = 16
@@ -38,22 +38,29 @@ def compute_key(ecu_secret: bytes, level: int, seed: bytes) -> bytes:
 
 @dataclass
 class SecurityAccess:
-    """State of 0x27 on one ECU; lives as long as the ECU (a reconnect does not reset attempts)."""
+    """0x27 state of one tester on one ECU: the pending seed lives and dies with the connection.
+
+    ``attempts`` is owned by the ECU per tester address (a reconnect does not reset it, another
+    tester cannot touch it).
+    """
 
     secret: bytes
-    clock: Clock
-    max_attempts: int = 3
-    delay_seconds: float = 10.0
+    attempts: AttemptCounter
     levels: frozenset[int] = frozenset({0x01, 0x11})
-    failed_attempts: int = 0
-    _locked_until: float = 0.0
     _pending: tuple[int, bytes] | None = field(default=None, repr=False)
+
+    @property
+    def failed_attempts(self) -> int:
+        return self.attempts.failed
+
+    def drop(self) -> None:
+        """Forget the pending seed (disconnect, S3 timeout, session change)."""
+        self._pending = None
 
     def request_seed(self, level: int, unlocked_level: int | None) -> bytes:
         if level not in self.levels:
             raise NegativeResponse(Nrc.SUBFUNCTION_NOT_SUPPORTED, f"security level {level:#04x}")
-        if self.clock.monotonic() < self._locked_until:
-            raise NegativeResponse(Nrc.REQUIRED_TIME_DELAY_NOT_EXPIRED, "lock-out delay running")
+        self.attempts.check_delay()
         if unlocked_level == level:
             return bytes(SEED_LENGTH)  # already unlocked: all-zero seed per ISO 14229-1
         seed = secrets.token_bytes(SEED_LENGTH)
@@ -65,15 +72,9 @@ class SecurityAccess:
         pending, self._pending = self._pending, None
         if pending is None or pending[0] != level:
             raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, "sendKey without requestSeed")
-        if self.clock.monotonic() < self._locked_until:
-            raise NegativeResponse(Nrc.REQUIRED_TIME_DELAY_NOT_EXPIRED, "lock-out delay running")
+        self.attempts.check_delay()
         expected = compute_key(self.secret, level, pending[1])
         if hmac.compare_digest(expected, key):
-            self.failed_attempts = 0
+            self.attempts.succeeded()
             return
-        self.failed_attempts += 1
-        if self.failed_attempts >= self.max_attempts:
-            self.failed_attempts = 0
-            self._locked_until = self.clock.monotonic() + self.delay_seconds
-            raise NegativeResponse(Nrc.EXCEEDED_NUMBER_OF_ATTEMPTS, "too many invalid keys")
-        raise NegativeResponse(Nrc.INVALID_KEY, f"invalid key, attempt {self.failed_attempts}")
+        raise self.attempts.failure(Nrc.INVALID_KEY, "invalid key")
