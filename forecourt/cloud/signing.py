@@ -28,6 +28,21 @@ def release_counter(package: SoftwarePackage) -> int:
     return v.major * 1_000_000 + v.minor * 1_000 + v.patch
 
 
+#: How far a perpetual grant (an entitlement without an end, a standard feature) reaches: the car
+#: needs a ``not_after``; only an explicit ``None`` in ``feature_until`` asks for it.
+PERPETUAL_GRANT = timedelta(days=36500)
+
+
+class GrantValidityMissing(ValueError):
+    """A feature would be granted without the validity its entitlement gives it.
+
+    Signing refuses rather than guess: a forgotten validity once became a 100-year grant."""
+
+    def __init__(self, vin: str, features: frozenset[str]) -> None:
+        self.vin, self.features = vin, features
+        super().__init__(f"no validity given for feature(s) {', '.join(sorted(features))} of {vin}")
+
+
 def image_name(package: SoftwarePackage, hardware_number: str) -> str:
     return f"{package.name}-{package.version}.{hardware_number}"
 
@@ -103,9 +118,15 @@ class BundleSigner:
     ) -> bytes:
         """The canonical bundle bytes for ``plan`` (every ECU target, image and feature grant).
 
-        ``feature_until`` bounds each grant by its entitlement (``None``: perpetual);
+        ``feature_until`` bounds each grant by its entitlement and must name every granted
+        feature (``None``: perpetual, as :func:`forecourt.cloud.grants.grant_terms` decides);
+        a feature it leaves out raises :class:`GrantValidityMissing` before anything is signed.
         ``feature_requires`` names the option codes the car re-checks before unlocking.
         """
+        granted = {code for target in plan.targets for code in target.features}
+        missing = frozenset(granted - set(feature_until))
+        if missing:
+            raise GrantValidityMissing(str(plan.vin), missing)
         compliance = to_json(plan.targets[0].compliance) if plan.targets else {}
         builder = BundleBuilder(
             str(plan.vin),
@@ -114,7 +135,7 @@ class BundleSigner:
             compliance=compliance if isinstance(compliance, dict) else {},
             consent=consent,
         )
-        horizon = now + timedelta(days=36500)
+        horizon = now + PERPETUAL_GRANT
         with self._lock:
             for target in plan.targets:
                 ecu = vehicle.ecu(target.role)
@@ -125,7 +146,7 @@ class BundleSigner:
                         target.serial, self._image_target(package, target.hardware_number)
                     )
                 for code in target.features:
-                    until = feature_until.get(code) or horizon
+                    until = feature_until[code] or horizon
                     builder.add_feature(
                         FeatureGrant(
                             code,

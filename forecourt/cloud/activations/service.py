@@ -43,6 +43,7 @@ from forecourt.cloud.activations.checks import (
 from forecourt.cloud.catalog.service import entitlements_of
 from forecourt.cloud.compliance.service import market_of_location
 from forecourt.cloud.context import CloudContext
+from forecourt.cloud.grants import grant_terms
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import OperatorClaim, dealer_and_operator
 from forecourt.cloud.registry.vehicles import load_vehicle_with_row
@@ -324,16 +325,8 @@ class ActivationService:
             listed = [r.to_dict() for r in reasons] + [r.to_dict() for r in domain]
             return sorted(listed, key=lambda r: (r["feature"] or "", r["code"], r["message"]))
         assert isinstance(result, ActivationPlan)
-        until: dict[str, datetime | None] = {}
-        for code in result.features:
-            active = [e for e in entitlements if e.feature_code == code and e.is_active_at(now)]
-            ends = [e.valid_until for e in active]
-            until[code] = None if not ends or None in ends else max(e for e in ends if e)
-        requires: dict[str, frozenset[str]] = {}
-        for code in result.features:
-            feature = catalog.feature(code)
-            requires[code] = feature.required_option_codes if feature else frozenset()
-        return result, profile_version, until, requires
+        terms = grant_terms(result, catalog, entitlements, now)
+        return result, profile_version, terms.until, terms.requires
 
     # -- results ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from forecourt.cloud.catalog.service import entitlements_of
 from forecourt.cloud.compliance.service import profile_for_dealer
 from forecourt.cloud.context import CloudContext
+from forecourt.cloud.grants import grant_terms
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import get_dealer
 from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
@@ -105,10 +106,7 @@ class OfflineService:
             return {"vin": vin, "code": result.reasons[0].code.value}
         assert isinstance(result, ActivationPlan)
         not_after = now + self._context.config.offline_validity
-        requires = {
-            code: (f.required_option_codes if (f := catalog.feature(code)) else frozenset())
-            for code in result.features
-        }
+        terms = grant_terms(result, catalog, entitlements, now)
         with self._db.transaction() as session:
             car = vehicle_row(session, vin, for_update=True)
             car.offline_counter += 1
@@ -118,8 +116,8 @@ class OfflineService:
                 vehicle,
                 freshness=OfflineFreshness(counter, now, not_after),
                 activation_counter=car.activation_counter + 1,
-                feature_until={},
-                feature_requires=requires,
+                feature_until=terms.until,
+                feature_requires=terms.requires,
                 consent={},
                 now=now,
                 expires=not_after,
