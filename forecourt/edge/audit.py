@@ -37,6 +37,7 @@ from forecourt.logging import get_logger
 from forecourt.store.ledger import LedgerReceipt
 
 _log = get_logger("edge.audit")
+_AUDIT_KEY = "forecourt.edge.audit"
 
 
 def canonical_evidence(evidence: Mapping[str, Any]) -> bytes:
@@ -83,6 +84,7 @@ class AuditFacts:
     evidence_hashes: tuple[str, ...]
     operator_id: str | None = None
     reviewer_id: str | None = None
+    customer_id: str | None = None
     features: tuple[str, ...] = ()
     package_versions: Mapping[str, str] | None = None
 
@@ -94,6 +96,21 @@ class EdgeAudit:
         self.log = log
         self.edge_id = edge_id
 
+    def bind(self, sessions: sessionmaker[Session]) -> None:
+        """Make this audit reachable from every session of ``sessions`` (:meth:`of`).
+
+        Code that writes an audited row inside someone else's transaction (consent captured by a
+        workflow step) finds the ledger through its session, so the entry lands in the same
+        transaction as the row without every caller having to hand the audit down.
+        """
+        sessions.configure(info={**sessions.kw.get("info", {}), _AUDIT_KEY: self})
+
+    @staticmethod
+    def of(session: Session) -> EdgeAudit | None:
+        """The audit bound to ``session``'s factory by :meth:`bind`, if any."""
+        audit = session.info.get(_AUDIT_KEY)
+        return audit if isinstance(audit, EdgeAudit) else None
+
     def record_in(self, session: Session, facts: AuditFacts) -> int:
         """Append one record in the caller's transaction; returns its ledger index."""
         personal = {
@@ -101,6 +118,7 @@ class EdgeAudit:
             for name, value in (
                 ("operator_id", facts.operator_id),
                 ("reviewer_id", facts.reviewer_id),
+                ("customer_id", facts.customer_id),
             )
             if value
         }

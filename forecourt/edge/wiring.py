@@ -83,6 +83,7 @@ from forecourt.edge.workflow import (
     WorkflowSettings,
     WorkflowStore,
 )
+from forecourt.edge.workflow.consent import SubjectKey
 from forecourt.edge.workflow.manifest import CertificateCheck
 from forecourt.ledger.checkpoint import NoteVerifier, SoftwareNoteSigner, verifier_for
 from forecourt.ledger.log import TransparencyLog
@@ -303,6 +304,8 @@ def build_edge(settings: EdgeSettings) -> Edge:
         MerkleLogStore(engine), settings.origin, _ledger_signer(settings.data_dir), clock
     )
     audit = EdgeAudit(log, settings.edge_id)
+    audit.bind(sessions)  # consent written in a workflow step is ledgered in its transaction
+    SubjectKey.load_or_create(settings.data_dir).bind(sessions)
     tls = MutualTls(settings.tls_cert, settings.tls_key, settings.tls_ca)
     cloud = HttpCloudClient(
         settings.cloud_url, tls=tls, source=f"forecourt-edge/{settings.edge_id}"

@@ -8,6 +8,10 @@ Rules of the market profile, enforced here before anything is stored (bad input 
   category is recorded as denied, whatever the form said;
 * a withdrawal is a new row (append-only, as Fides does) made by the same one-click form as a grant.
 
+The customer reference typed in is never stored: rows, the outbox message and the ledger carry
+its pseudonym under the edge's :class:`~forecourt.edge.workflow.consent.SubjectKey` (bound to the
+session factory by the edge's wiring; without it nothing is recorded).
+
 Rows are written by :func:`forecourt.edge.workflow.consent.record_consent_in` — one call per
 mechanism, so each row names the mechanism it was given under — which also queues the
 ``consent.recorded`` outbox message for the cloud.
@@ -15,7 +19,6 @@ mechanism, so each row names the mechanism it was given under — which also que
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,11 +36,21 @@ from forecourt.core import (
     DataCategory,
 )
 from forecourt.edge.app.problems import ConsoleProblem, ProblemCode
+from forecourt.edge.audit import EdgeAudit
 from forecourt.edge.workflow import ConsentCapture
-from forecourt.edge.workflow.consent import CROSS_BORDER_PURPOSE, record_consent_in
+from forecourt.edge.workflow.consent import (
+    CROSS_BORDER_PURPOSE,
+    PSEUDONYM_PREFIX,
+    SubjectKey,
+    record_consent_in,
+)
 from forecourt.store.edge import EdgeConsentRecord
 
 ANSWERABLE = frozenset({ConsentMode.OPT_IN, ConsentMode.OPT_OUT})
+
+
+class ConsentNotConfigured(RuntimeError):
+    """The edge was assembled without the subject key: consent cannot be pseudonymised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +136,9 @@ class ConsentDesk:
         method = "console+gpc" if answers.gpc else "console"
         ids: list[str] = []
         with self._sessions.begin() as session:
+            audit = EdgeAudit.of(session)
+            if audit is None:
+                raise ConsentNotConfigured("no ledger is bound to the edge's sessions")
             now = self._after_latest(session, answers.vin, now)
             subject = self._subject(session, answers)
             for mode, items in sorted(groups.items()):
@@ -134,11 +150,11 @@ class ConsentDesk:
                     record=ConsentRecord(answers.notice_version, now, choices, cross),
                     notice_id=self._notice_id,
                     region=region,
-                    subject_ref=answers.subject_ref or "stored",
+                    subject_ref=PSEUDONYM_PREFIX + subject,
                     method=f"{method}:{answers.language}",
                     mechanism=mode.value,
                 )
-                context = {**capture.to_context(), "subject_sha256": subject}
+                context = capture.to_context()
                 ids += record_consent_in(
                     session,
                     context,
@@ -146,6 +162,7 @@ class ConsentDesk:
                     dealer_id=self._dealer_id,
                     operator_id=operator_id,
                     now=now,
+                    audit=audit,
                 )
         return ids
 
@@ -153,7 +170,10 @@ class ConsentDesk:
         """The subject's digest: of the reference typed in, or the car's last one (a withdrawal
         needs no typing: it must be as easy as the grant was)."""
         if answers.subject_ref.strip():
-            return subject_digest(answers.subject_ref.strip())
+            key = SubjectKey.of(session)
+            if key is None:
+                raise ConsentNotConfigured("no subject key is bound to the edge's sessions")
+            return key.pseudonym(answers.subject_ref.strip())
         stored = self._latest_subject(session, answers.vin)
         if stored is None:
             raise _refuse("the customer reference is missing")
@@ -235,7 +255,7 @@ class ConsentDesk:
             ),
             notice_id=self._notice_id,
             region=self.profile.residency.value,
-            subject_ref=f"sha256:{subject}",
+            subject_ref=PSEUDONYM_PREFIX + subject,
             method="console:activation",
         )
 
@@ -244,7 +264,3 @@ def rule_rows(profile: ComplianceProfile) -> list[CategoryRule]:
     """Every category's rule in display order (separate-consent categories last, on their own)."""
     rules = [profile.rule(c) for c in DataCategory]
     return sorted(rules, key=lambda r: (r.separate_consent, list(DataCategory).index(r.category)))
-
-
-def subject_digest(subject_ref: str) -> str:
-    return hashlib.sha256(subject_ref.encode()).hexdigest()

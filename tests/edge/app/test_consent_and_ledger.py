@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +14,8 @@ from sqlalchemy import select
 from forecourt.core import Market
 from forecourt.demo.data import generate_world
 from forecourt.edge.app import create_app
+from forecourt.edge.workflow.consent import SUBJECT_KEY_FILE, SubjectKey, SubjectKeyError
+from forecourt.ledger.entry import ActivityRecord, EventKind, decode_record
 from forecourt.ledger.merkle import InclusionProof
 from forecourt.ledger.repository import entry_leaf_hash
 from forecourt.store.edge import EdgeConsentRecord, EdgeOutboxMessage
@@ -148,3 +152,53 @@ async def test_the_auditor_gets_entries_with_proofs_that_verify_against_the_chec
     assert missing.status_code == 404 and missing.json()["code"] == "ledger_entry_not_found"
     page = await console.get("/audit")
     assert page.status_code == 200 and 'data-root="' in page.text
+
+
+async def test_each_consent_answer_is_a_consent_change_ledger_entry_naming_notice_and_categories(
+    console: Console,
+) -> None:
+    world = console.world
+    await console.login(world.technician)
+    before = world.env.log.store.size()
+    assert (await console.post("/api/v1/consent", _consent())).status_code == 201
+    withdrawn = await console.post(
+        "/api/v1/consent", _consent(subject_ref="", answers={"location": False}, cross_border=None)
+    )
+    assert withdrawn.status_code == 201
+    entries = world.env.log.store.entries(before, world.env.log.store.size())
+    records = [decode_record(e.payload) for e in entries]
+    changes = [r for r in records if getattr(r, "kind", None) is EventKind.CONSENT_CHANGE]
+    assert len(changes) == 2  # the grant and the withdrawal, one entry each
+    grant, withdrawal = changes
+    assert isinstance(grant, ActivityRecord) and isinstance(withdrawal, ActivityRecord)
+    assert grant.vin == VIN
+    assert grant.package_versions == {
+        "notice:" + world.app.state.console.settings.notice_id: "eu-2025.1"
+    }
+    assert set(grant.features) == {"location=granted", "audio_voice=denied", "cross_border=denied"}
+    assert withdrawal.features == ("location=denied",)
+    assert set(grant.commitments) == {"operator_id", "customer_id"}
+    stored = _rows(world)[0].subject_sha256
+    for entry in entries:  # neither the reference nor its pseudonym is readable in a leaf
+        assert b"contract-4711" not in entry.payload and stored.encode() not in entry.payload
+
+
+async def test_customer_reference_is_kept_as_a_keyed_pseudonym_not_a_plain_sha256(
+    console: Console, tmp_path: Path
+) -> None:
+    world = console.world
+    await console.login(world.technician)
+    assert (await console.post("/api/v1/consent", _consent())).status_code == 201
+    stored = {r.subject_sha256 for r in _rows(world)}
+    assert stored.isdisjoint({hashlib.sha256(b"contract-4711").hexdigest()})
+    key_file = tmp_path / SUBJECT_KEY_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert stored == {SubjectKey.load_or_create(tmp_path).pseudonym("contract-4711")}
+
+
+def test_subject_key_survives_a_restart_and_a_readable_key_file_is_refused(tmp_path: Path) -> None:
+    first = SubjectKey.load_or_create(tmp_path)
+    assert SubjectKey.load_or_create(tmp_path).pseudonym("c-1") == first.pseudonym("c-1")
+    (tmp_path / SUBJECT_KEY_FILE).chmod(0o644)
+    with pytest.raises(SubjectKeyError):
+        SubjectKey.load_or_create(tmp_path)

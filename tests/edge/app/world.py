@@ -28,6 +28,7 @@ from forecourt.edge.app import (
 from forecourt.edge.cloud_client import Assignment
 from forecourt.edge.operators import Role
 from forecourt.edge.workflow import ActivationService
+from forecourt.edge.workflow.consent import SubjectKey
 from forecourt.http.serving import serve_in_thread
 from tests.edge.operators.conftest import DEALER, OTHER_DEALER, FakeClock, Person
 from tests.edge.workflow.conftest import Env, make_env
@@ -75,6 +76,8 @@ def build_world(tmp_path: Path, *, real_time: bool = False) -> Iterator[ConsoleW
         env.cloud.assignments[OTHER_VIN] = Assignment(OTHER_VIN, DEALER, 0)
         env.cloud.assignments[FOREIGN_VIN] = Assignment(FOREIGN_VIN, OTHER_DEALER, 0)
         activation = env.service()
+        env.audit.bind(env.sessions)  # as the edge's wiring does
+        SubjectKey.load_or_create(tmp_path).bind(env.sessions)
         demo = generate_world(vehicles=0)
         services = EdgeServices(
             dealer_id=DEALER,
