@@ -61,6 +61,7 @@ DTC_ACTIVATION_FAILED = 0xD20000  # | NRC: verified bundle failed to apply (flas
 DTC_STATUS_CONFIRMED = 0x09  # testFailed | confirmedDTC
 ROUTINE_OK, ROUTINE_NOT_APPLIED = 0x00, 0x01
 MAX_OPEN_NONCES = 8
+REPORT_COUNTER_LEASE = 64  # FD04 counters reserved per commit (one fsync per 64 reports)
 SECURE_STORAGE = "\x00secure-storage"  # key of a staged secrets file (no image has this name)
 
 
@@ -92,6 +93,7 @@ class Car:
         self.gateway_address = GATEWAY_ADDRESS
         self.preconditions = Preconditions()
         self._results: dict[int, int] = {}
+        self._report_counter = self.state.report_counter  # the reservation: start above it
         self.ecus: dict[int, Ecu] = {
             address: Ecu(
                 self,
@@ -122,14 +124,36 @@ class Car:
     def issue_nonce(self) -> bytes:
         """FD00: a fresh nonce per read, valid until used once or pushed out by newer ones.
 
-        Committed before it is answered, so a car restarted between issuing a nonce and
-        receiving the bundle still accepts it (once: using it removes it in the apply's commit).
+        Only an authenticated tester reaches this (the ECU gates FD00). Committed before it is
+        answered, so a car restarted, or a link dropped and re-established, between issuing a
+        nonce and receiving the bundle still accepts it (once: using it removes it in the
+        apply's commit).
         """
         nonce = secrets.token_bytes(16)
         state = copy.deepcopy(self.state)
         state.issued_nonces = [*state.issued_nonces, nonce.hex()][-MAX_OPEN_NONCES:]
         self._commit(state)
         return nonce
+
+    @property
+    def report_counter(self) -> int:
+        """The counter of the last version report issued (FD04)."""
+        return self._report_counter
+
+    def _next_report_counter(self) -> int:
+        """A report counter never issued before, without a disk write per read.
+
+        The committed ``report_counter`` is a reservation: counters up to it may have been
+        issued. A new block of :data:`REPORT_COUNTER_LEASE` is committed only when the last one
+        is used up, and a restarted car starts above the reservation, so a counter is never
+        reused and an anonymous FD04 reader costs one fsync per lease, not one per read.
+        """
+        if self._report_counter >= self.state.report_counter:
+            state = copy.deepcopy(self.state)
+            state.report_counter = self._report_counter + REPORT_COUNTER_LEASE
+            self._commit(state)
+        self._report_counter += 1
+        return self._report_counter
 
     def authentication_context(self, address: int) -> AuthenticationContext:
         """What ECU ``address`` checks a 0x29 exchange against: pinned anchors, the car's time."""
@@ -163,14 +187,11 @@ class Car:
     def version_report(self, ecu_address: int) -> bytes:
         """FD04: the gateway's signed vehicle version manifest, or one ECU's own signed report.
 
-        Every read is a new reporting cycle: the report counter rises (committed first, so a
-        restart never reuses one) and the nonce is fresh.
+        Every read is a new reporting cycle: the report counter rises and the nonce is fresh.
         """
-        state = copy.deepcopy(self.state)
-        state.report_counter += 1
-        self._commit(state)
+        counter = self._next_report_counter()
+        state = self.state
         nonce, now = secrets.token_hex(16), self.services.now()
-        counter = state.report_counter
         if ecu_address == self.gateway_address:
             keys = {a: self.store.signing_key(a) for a in state.ecus}
             return vehicle_manifest(state, ecu_address, keys, counter=counter, nonce=nonce, now=now)

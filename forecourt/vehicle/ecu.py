@@ -58,6 +58,8 @@ _BAD_FORMAT = Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT
 # DIDs one 0x22 request may name (ISO 14229-1 lets the server set the maximum; more is NRC 0x13).
 # FD00 and FD04 each commit state, so an unbounded list would be that many disk writes.
 MAX_DIDS_PER_REQUEST = 8
+# Readable only in the extended/programming session by an authenticated tester (0x29 or 0x27).
+SECURED_DIDS = frozenset({Did.ACTIVATION_NONCE})
 
 
 class Ecu:
@@ -237,17 +239,26 @@ class Ecu:
         """ReadDataByIdentifier, NRC order of ISO 14229-1:2020 §10.2.5 (figure 20).
 
         Every requested DID is looked up before any is read, because reading FD00 (nonce) or
-        FD04 (report counter) commits state: a refused request must change nothing. Unsupported
-        DIDs are left out of the positive response; only when none is supported is the request
-        refused with 0x31.
+        FD04 (report counter) changes state: a refused request must change nothing. Unsupported
+        DIDs (and FD00 in the default session) are left out of the positive response; only when
+        none is supported is the request refused with 0x31. A secured DID (FD00) read by a
+        tester that has not authenticated is 0x33, so only an authenticated dealer can draw
+        nonces: an anonymous tester on the network cannot push the edge's nonce out.
         """
         if not data or len(data) % 2 or len(data) // 2 > MAX_DIDS_PER_REQUEST:
             raise NegativeResponse(_BAD_FORMAT, "DID list length")
         requested = [did for (did,) in struct.iter_unpack(">H", data)]
-        readers = [(did, reader) for did in requested if (reader := self._did_reader(did))]
+        in_session = tester.session.session is not DiagnosticSession.DEFAULT
+        readers = [
+            (did, reader)
+            for did in requested
+            if (reader := self._did_reader(did)) and (in_session or did not in SECURED_DIDS)
+        ]
         if not readers:
             listed = " ".join(f"{did:04X}" for did in requested)
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"no supported DID in {listed}")
+        if not tester.unlocked and any(did in SECURED_DIDS for did, _ in readers):
+            raise NegativeResponse(Nrc.SECURITY_ACCESS_DENIED, "FD00 needs an authenticated tester")
         out = bytearray()
         for did, reader in readers:
             out += struct.pack(">H", did) + reader()

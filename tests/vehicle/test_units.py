@@ -118,11 +118,11 @@ def test_a_multi_did_read_answers_the_supported_dids_and_leaves_out_the_others(
     make_store: Callable[[str], CarStore],
 ) -> None:
     car = Car(make_store("car"))
-    counter_before = car.state.report_counter
+    counter_before = car.report_counter
     answer = _ask(car, 0x1000, b"\x22\x00\x00\xf1\x90\xab\xcd\xfd\x04")
     vin = car.state.vin.encode()
     assert answer.startswith(b"\x62\xf1\x90" + vin + b"\xfd\x04")
-    assert car.state.report_counter == counter_before + 1
+    assert car.report_counter == counter_before + 1
 
 
 @pytest.mark.parametrize(

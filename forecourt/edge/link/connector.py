@@ -202,7 +202,10 @@ class DoipCarSession:
             return operation()
 
     def identify(self) -> CarIdentity:
+        """Identification after :meth:`authenticate` on the gateway (the car's nonce needs it)."""
         identity = self.call(self.link.read_identity)
+        if not identity.activation_nonce:
+            raise LinkError(f"car at {self._address}: identify before authenticating the gateway")
         return CarIdentity(
             vin=identity.vin,
             ecus=tuple(_ecu(e) for e in identity.ecus),

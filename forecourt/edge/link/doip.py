@@ -300,6 +300,11 @@ class DoipVehicleLink:
 
     # identity ---------------------------------------------------------------------------------
     def read_identity(self) -> VehicleIdentity:
+        """Identification; the nonce (FD00) only once the gateway is authenticated, else ``b""``.
+
+        The car gives nonces to authenticated testers only (so an anonymous tester cannot push
+        the edge's nonce out): authenticate the gateway first, then identify.
+        """
         vin = decode_ascii(Did.VIN, self._read(GATEWAY, Did.VIN), GATEWAY)
         ecus = []
         for address in self.config.ecu_addresses:
@@ -313,11 +318,15 @@ class DoipVehicleLink:
         return VehicleIdentity(
             vin=vin,
             ecus=tuple(ecus),
-            activation_nonce=self._read(GATEWAY, Did.ACTIVATION_NONCE),
+            activation_nonce=self.read_nonce() if GATEWAY in self._credentials else b"",
             activation_counter=decode_counter(self._read(GATEWAY, Did.ACTIVATION_COUNTER), GATEWAY),
             feature_status=decode_feature_status(self._read(GATEWAY, Did.FEATURE_STATUS), GATEWAY),
             preconditions=decode_preconditions(self._read(GATEWAY, Did.PRECONDITIONS), GATEWAY),
         )
+
+    def read_nonce(self) -> bytes:
+        """A fresh activation nonce (FD00); the gateway must be authenticated (NRC 0x33 else)."""
+        return self._read(GATEWAY, Did.ACTIVATION_NONCE)
 
     def _ecu_identity(self, address: int, serial: bytes) -> EcuIdentity:
         def text(did: Did) -> str:

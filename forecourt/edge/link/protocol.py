@@ -81,7 +81,9 @@ class VehicleLink(Protocol):
         ...
 
     def read_identity(self) -> VehicleIdentity:
-        """VIN, every fitted ECU's identification and keys, nonce, counter, features, conditions."""
+        """VIN, every fitted ECU's identification and keys, nonce, counter, features, conditions.
+
+        The car answers the nonce (FD00) only after :meth:`authenticate` on the gateway."""
         ...
 
     def authenticate(self, ecu: int, credentials: DealerCredentials) -> AuthenticationResult:

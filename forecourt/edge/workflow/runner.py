@@ -203,6 +203,9 @@ class WorkflowRunner:
         self._require(wf, operator, Permission.ACTIVATION_START)
         if wf.context.get("consent") is not None:
             self._require(wf, operator, Permission.CONSENT_RECORD)
+        # The car issues a nonce (FD00) only to an authenticated tester: authenticate on the
+        # gateway first, then identify (identify -> authenticate -> nonce).
+        self._authenticate(wf, run, GATEWAY)
         identity = self._with_link(wf, run, lambda s: s.identify())
         wanted = wf.context.get("vin")
         if wanted and wanted != identity.vin:

@@ -11,6 +11,7 @@ import pytest
 from forecourt.edge.link import (
     ApplyRefused,
     DoipVehicleLink,
+    EcuNegativeResponse,
     LinkConfig,
     RoutingActivationRefused,
     TransferInterrupted,
@@ -45,6 +46,7 @@ def test_discovery_by_vin_finds_the_one_car_among_several_addresses(
 def test_identity_of_every_ecu_matches_what_the_factory_provisioned(
     link: DoipVehicleLink, sim: SimulatedCar
 ) -> None:
+    link.authenticate(0x1000, dealer())
     identity = link.read_identity()
     state = sim.car.state
     assert [e.address for e in identity.ecus] == sorted(state.ecus)  # ADAS not fitted: absent
@@ -64,7 +66,21 @@ def test_identity_of_every_ecu_matches_what_the_factory_provisioned(
 
 
 def test_each_identity_read_gets_a_fresh_nonce(link: DoipVehicleLink) -> None:
+    link.authenticate(0x1000, dealer())
     assert link.read_identity().activation_nonce != link.read_identity().activation_nonce
+
+
+def test_the_car_gives_no_nonce_before_the_gateway_is_authenticated(
+    link: DoipVehicleLink, sim: SimulatedCar
+) -> None:
+    assert link.read_identity().activation_nonce == b""
+    with pytest.raises(EcuNegativeResponse) as refused:
+        link.read_nonce()
+    assert refused.value.nrc == 0x31  # FD00 is not offered in the default session
+    assert sim.car.state.issued_nonces == []
+    link.authenticate(0x1000, dealer())
+    nonce = link.read_nonce()
+    assert sim.car.state.issued_nonces == [nonce.hex()]
 
 
 def test_5_mb_image_cut_mid_way_resumes_without_resending_confirmed_bytes(
