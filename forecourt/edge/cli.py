@@ -54,6 +54,11 @@ from forecourt.edge.app.client import (
     edge_dir_of,
 )
 from forecourt.edge.app.directory import DoipVehicleDirectory
+from forecourt.edge.app.transport import (
+    InsecureBindRefused,
+    TlsMaterialMissing,
+    console_transport,
+)
 from forecourt.edge.operators import (
     AlreadyBootstrapped,
     OperatorError,
@@ -88,6 +93,9 @@ _PASSWORD = typer.Option(
     help="Password (prompted when missing; prefer the variable or the prompt to the option).",
 )
 _TOTP = typer.Option(None, "--totp", help="Authenticator code (prompted when missing).")
+_CA = typer.Option(
+    None, "--ca", dir_okay=False, help="CA of the console's HTTPS certificate (https:// --edge)."
+)
 
 
 class CliProblem(Exception):
@@ -110,9 +118,11 @@ class _Where:
     username: str | None
     password: str | None
     totp: str | None
+    ca: Path | None = None
 
 
 def _resolve(where: _Where, default_user: str) -> tuple[str, OperatorLogin, SessionCache]:
+    """The console URL, the login and the session cache (``where.ca`` is used by the client)."""
     edge, local, username, password, totp = (
         where.edge, where.local, where.username, where.password, where.totp
     )  # fmt: skip
@@ -144,9 +154,9 @@ def _resolve(where: _Where, default_user: str) -> tuple[str, OperatorLogin, Sess
 
 @contextmanager
 def _signed_in(
-    url: str, login: OperatorLogin, cache: SessionCache, console: Console
+    url: str, login: OperatorLogin, cache: SessionCache, console: Console, ca: Path | None = None
 ) -> Iterator[ConsoleClient]:
-    client = ConsoleClient(url, cache=cache)
+    client = ConsoleClient(url, cache=cache, ca=ca)
     try:
         try:
             operator = client.sign_in(login)
@@ -310,6 +320,7 @@ def activate_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     username: str | None = _USER,
     password: str | None = _PASSWORD,
     totp: str | None = _TOTP,
+    ca: Path | None = _CA,
     batch: Path | None = typer.Option(
         None, "--batch", exists=True, dir_okay=False, help="CSV or JSON file of VINs."
     ),
@@ -324,7 +335,7 @@ def activate_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     console = Console(highlight=False)
 
     def body() -> None:
-        where = _Where(edge, local, username, password, totp)
+        where = _Where(edge, local, username, password, totp, ca)
         if batch is not None:
             code = _batch(console, batch, features, reason, wait=wait, where=where)
         else:
@@ -342,7 +353,7 @@ def _single(console: Console, vin: str | None, features: str | None, where: _Whe
     if not wanted:
         raise CliProblem("name the features: --features CODE[,CODE...]")
     url, login, cache = _resolve(where, default_user="tech")
-    with _signed_in(url, login, cache, console) as client:
+    with _signed_in(url, login, cache, console, where.ca) as client:
         try:
             workflow_id = client.activate(vin, wanted)
         except ConsoleApiError as exc:
@@ -361,7 +372,7 @@ def _batch(
     if not wanted:
         raise CliProblem("a batch activates the same features on every car: --features CODE,...")
     url, login, cache = _resolve(where, default_user="senior")
-    with _signed_in(url, login, cache, console) as client:
+    with _signed_in(url, login, cache, console, where.ca) as client:
         try:
             ids = client.activate_batch(vins, wanted, reason)
             first = client.progress(ids[0])
@@ -435,6 +446,7 @@ def consent_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     username: str | None = _USER,
     password: str | None = _PASSWORD,
     totp: str | None = _TOTP,
+    ca: Path | None = _CA,
 ) -> None:
     """Record the customer's privacy choices for VIN (what the console's consent page does)."""
     console = Console(highlight=False)
@@ -444,8 +456,8 @@ def consent_command(  # noqa: PLR0917 - Typer maps each parameter to an option
             raise CliProblem(f"not a VIN: {vin!r}")
         if not agree and not agree_all:
             raise CliProblem("say what the customer agreed to: --agree CATEGORY or --agree-all")
-        url, login, cache = _resolve(_Where(edge, local, username, password, totp), "tech")
-        with _signed_in(url, login, cache, console) as client:
+        url, login, cache = _resolve(_Where(edge, local, username, password, totp, ca), "tech")
+        with _signed_in(url, login, cache, console, ca) as client:
             try:
                 form = client.consent(vin.strip().upper())
                 answers = consent_answers(
@@ -479,15 +491,16 @@ def status_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     username: str | None = _USER,
     password: str | None = _PASSWORD,
     totp: str | None = _TOTP,
+    ca: Path | None = _CA,
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
 ) -> None:
     """Self-check of the edge box; exit 1 when a check fails (warnings do not fail)."""
     console = Console(highlight=False)
 
     def body() -> None:
-        where = _Where(edge, local, username, password, totp)
+        where = _Where(edge, local, username, password, totp, ca)
         url, login, cache = _resolve(where, default_user="tech")
-        with _signed_in(url, login, cache, console) as client:
+        with _signed_in(url, login, cache, console, where.ca) as client:
             try:
                 doc = client.status()
             except ConsoleApiError as exc:
@@ -632,6 +645,15 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8080, "--port"),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", dir_okay=False, help="The console's HTTPS certificate chain (PEM)."
+    ),
+    tls_key: Path | None = typer.Option(
+        None, "--tls-key", dir_okay=False, help="Its private key (PEM)."
+    ),
+    insecure_http: bool = typer.Option(
+        False, "--insecure-http", help="Serve plain HTTP on a non-loopback address (logged)."
+    ),
     database_url: str | None = _EDGE_DB,
     sync_interval: float = typer.Option(
         5.0, "--sync-interval", min=0.1, help="Seconds between outbox pushes to the cloud."
@@ -644,6 +666,12 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     console = Console(highlight=False)
 
     def body() -> None:
+        try:
+            transport = console_transport(
+                host, port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http
+            )
+        except (InsecureBindRefused, TlsMaterialMissing) as exc:
+            raise CliProblem(str(exc)) from exc
         settings = _edge_settings(
             dealer_id, data_dir, edge_id, database_url, cars=tuple(car),
             cloud_ledger_vkey=_vkey(cloud_ledger_vkey), cloud_url=cloud_url, tls_dir=tls_dir,
@@ -670,12 +698,17 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
                     f"--dealer-id {dealer_id} --data-dir {settings.data_dir}"
                 )
             services = console_services(edge, profile, DoipVehicleDirectory(tuple(car)))
-            LocalEndpoint(f"http://{host}:{port}", dealer_id, settings.edge_id).write(
-                settings.data_dir
-            )
-            console.print(f"console on http://{host}:{port}")
+            LocalEndpoint(transport.url, dealer_id, settings.edge_id).write(settings.data_dir)
+            console.print(f"console on {transport.url}")
+            app = create_app(services, ConsoleSettings(secure_cookies=transport.tls))
             uvicorn.Server(
-                uvicorn.Config(create_app(services, ConsoleSettings()), host=host, port=port)
+                uvicorn.Config(
+                    app,
+                    host=host,
+                    port=port,
+                    ssl_certfile=None if transport.tls_cert is None else str(transport.tls_cert),
+                    ssl_keyfile=None if transport.tls_key is None else str(transport.tls_key),
+                )
             ).run()
 
     _run(console, body)

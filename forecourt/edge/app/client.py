@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -158,10 +159,13 @@ class ConsoleClient:
         cache: SessionCache | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
+        ca: Path | None = None,
     ) -> None:
+        """``ca``: the CA that issued the console's HTTPS certificate (else the system's)."""
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url,
+            verify=ssl.create_default_context(cafile=str(ca)) if ca is not None else True,
             timeout=httpx.Timeout(timeout, connect=5.0),
             transport=transport,
             headers={"accept": "application/json"},
