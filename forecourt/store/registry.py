@@ -1,8 +1,9 @@
-"""The cloud's registry tables: dealers and their operators and certificates, vehicles and ECUs,
-the catalog (features, packages), entitlements, versioned compliance profiles, activations,
-offline packages and OEM staff API tokens; and what edges sync up: their events (deduplicated
-by CloudEvents id), consent records with their propagation per downstream system, each car's
-software history (UNECE R156) and the edge ledger keys registered for the log of logs.
+"""The cloud's registry tables: dealers, the operators each edge registered, certificates,
+vehicles and ECUs, the catalog (features, packages), entitlements, versioned compliance profiles,
+activations, offline packages, OEM staff API tokens and the audit of authority changes; and
+what edges sync up: their events (deduplicated by CloudEvents id), consent records with their
+propagation per downstream system, each car's software history (UNECE R156) and the edge ledger
+keys registered for the log of logs.
 
 Domain values with many nested fields (a feature, a package, a compliance profile) are kept as
 their :mod:`forecourt.core.codec` JSON next to the columns that queries filter on, so the domain
@@ -53,18 +54,43 @@ class DealerRow(Base):
     longitude: Mapped[float] = mapped_column(Float, nullable=False)
 
 
-class DealerOperatorRow(Base):
-    """An operator of a dealer as the cloud knows them: the edge's claim is checked against this."""
+class EdgeOperatorRow(Base):
+    """An operator as one edge of a dealer registered them: the edge's claims are checked here.
 
-    __tablename__ = "registry_dealer_operators"
+    Scoped per (dealer, edge): an edge's push replaces only its own rows, so one edge can neither
+    remove nor impersonate another's operators. ``confirmed_role`` is the elevated role OEM staff
+    confirmed; an elevated ``role`` that differs from it is only claimed (technician rights).
+    """
+
+    __tablename__ = "registry_edge_operators"
 
     dealer_id: Mapped[str] = mapped_column(
         ForeignKey("registry_dealers.dealer_id"), primary_key=True
     )
+    edge: Mapped[str] = mapped_column(String(64), primary_key=True)
     operator_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     role: Mapped[str] = mapped_column(String(32), nullable=False)
-    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    confirmed_role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    confirmed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class AuditRow(Base):
+    """One change to the registry's authority data (operators, entitlements), never updated.
+
+    ``actor`` is ``edge:<certificate serial hex>`` or ``staff:<token subject>``; ``subject`` what
+    changed (an operator id, an entitlement id); ``detail`` the before/after values."""
+
+    __tablename__ = "registry_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    dealer_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    edge: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    subject: Mapped[str] = mapped_column(String(128), nullable=False)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
 
 
 class DealerCertificateRow(Base):
@@ -329,14 +355,15 @@ class EdgeLogRow(Base):
 __all__ = [
     "ActivationRow",
     "ApiTokenRow",
+    "AuditRow",
     "ComplianceProfileRow",
     "ConsentPropagationRow",
     "ConsentRecordRow",
     "DealerCertificateRow",
-    "DealerOperatorRow",
     "DealerRow",
     "EcuRow",
     "EdgeLogRow",
+    "EdgeOperatorRow",
     "EntitlementRow",
     "FeatureRow",
     "OfflinePackageRow",

@@ -29,8 +29,9 @@ from forecourt.cloud.context import CloudContext
 from forecourt.cloud.db import Database
 from forecourt.cloud.registry.dealers import (
     OperatorClaim,
+    confirm_role,
+    merge_edge_operators,
     record_certificate,
-    replace_operators,
     upsert_dealer,
 )
 from forecourt.cloud.registry.vehicles import insert_vehicle
@@ -54,6 +55,13 @@ from tests.dbs import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
 NOW = datetime.now(UTC).replace(microsecond=0)
 OPERATOR = "op-anna"
 AUDITOR = "op-otto"
+MANAGER = "op-mia"
+"""A service manager whose role OEM staff confirmed (may record purchases)."""
+
+
+def edge_name(dealer_id: str) -> str:
+    """The edge name (certificate CN) of ``dealer_id``'s edge in the test world."""
+    return f"edge-{dealer_id.lower()}"
 
 
 def _ed() -> CryptoSigner:
@@ -176,7 +184,7 @@ def _seed(vehicles: int) -> _Seed:
         demo = generate_world(seed=7, vehicles=vehicles, reference_time=NOW)
         pki = OemPki.ephemeral(now=NOW)
         certs = {
-            d.dealer_id: pki.issue_dealer(d.dealer_id, f"edge-{d.dealer_id.lower()}", now=NOW)
+            d.dealer_id: pki.issue_dealer(d.dealer_id, edge_name(d.dealer_id), now=NOW)
             for d in demo.dealers
         }
         signing = SigningKeys(repository_keys(), repository_keys(), NOW + timedelta(days=365))
@@ -192,11 +200,26 @@ def _fill(database: Database, seed: _Seed) -> str:
         session.flush()
         for dealer in seed.demo.dealers:
             record_certificate(session, dealer.dealer_id, seed.certs[dealer.dealer_id].cert)
-            replace_operators(
+            merge_edge_operators(
                 session,
                 dealer.dealer_id,
-                [OperatorClaim(OPERATOR, "technician"), OperatorClaim(AUDITOR, "auditor")],
-                NOW,
+                edge_name(dealer.dealer_id),
+                certificate_serial=seed.certs[dealer.dealer_id].cert.serial_number,
+                operators=[
+                    OperatorClaim(OPERATOR, "technician"),
+                    OperatorClaim(AUDITOR, "auditor"),
+                    OperatorClaim(MANAGER, "service_manager"),
+                ],
+                now=NOW,
+            )
+            confirm_role(
+                session,
+                dealer.dealer_id,
+                edge_name(dealer.dealer_id),
+                MANAGER,
+                role="service_manager",
+                by="staff:oem-admin",
+                now=NOW,
             )
         for feature in seed.demo.catalog.features:
             put_feature(session, feature)

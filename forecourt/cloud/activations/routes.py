@@ -69,7 +69,7 @@ def activation_router() -> APIRouter:
             consent=consent,
         )
         service = ActivationService(get_context(request))
-        issued = await run_in_threadpool(service.authorise, ask, dealer.dealer_id)
+        issued = await run_in_threadpool(service.authorise, ask, dealer.dealer_id, dealer.edge_id)
         roles = {e.serial: EcuRole(e.role) for e in body.inventory if e.role in _ROLES}
         answer = issued.to_json() | {"packages": bundle_images(issued.bundle, roles)}
         return JSONResponse(answer, status_code=200 if issued.replayed else 201)

@@ -8,8 +8,9 @@ Steps, each refusal collected rather than returned at the first:
    (being decided, or issued and not yet reported, until its validity ends) any other request is
    ``activation_in_progress``. This holds on SQLite and PostgreSQL, across replicas.
 3. The decision: ECU inventory read vs the factory record, dealer assignment and sales region,
-   the operator re-checked against the dealer's registry, then :func:`plan_activation` with the
-   catalog, entitlements, consent and the compliance profile of the dealer's location.
+   the operator re-checked against the operators the calling edge registered, then
+   :func:`plan_activation` with the catalog, entitlements, consent and the compliance profile
+   of the dealer's location.
 4. A plan is signed with the next activation counter of the car (row locked for the increment).
 
 All four steps run in one transaction whose first statement is the claim (the INSERT), so a
@@ -141,13 +142,16 @@ class ActivationService:
         self._context = context
         self._db = context.db
 
-    def authorise(self, request: ActivationRequest, dealer_id: str) -> IssuedActivation:
+    def authorise(self, request: ActivationRequest, dealer_id: str, edge: str) -> IssuedActivation:
+        """Decide and sign ``request`` of ``edge`` (the certificate's edge) of ``dealer_id``."""
         now = self._context.config.clock()
         digest = request.digest()
         for _attempt in range(3):
             try:
                 with self._db.transaction() as session:
-                    outcome = self._claim_and_decide(session, request, dealer_id, digest, now)
+                    outcome = self._claim_and_decide(
+                        session, request, dealer_id, edge=edge, digest=digest, now=now
+                    )
             except IntegrityError:
                 replay = self._after_conflict(request, dealer_id, digest, now)
                 if replay is not None:
@@ -177,6 +181,8 @@ class ActivationService:
         session: Session,
         request: ActivationRequest,
         dealer_id: str,
+        *,
+        edge: str,
         digest: str,
         now: datetime,
     ) -> IssuedActivation | list[dict[str, Any]]:
@@ -195,7 +201,7 @@ class ActivationService:
         session.add(claim)
         session.flush()  # the claim: IntegrityError when the request id or the car is held
         car, vehicle = load_vehicle_with_row(session, request.vin, for_update=True)
-        decision = self._decide(session, request, dealer_id, vehicle, now)
+        decision = self._decide(session, request, dealer_id, edge=edge, vehicle=vehicle, now=now)
         if isinstance(decision, list):
             claim.status, claim.open_vin, claim.outcome = "refused", None, {"reasons": decision}
             return decision
@@ -297,13 +303,15 @@ class ActivationService:
         session: Session,
         request: ActivationRequest,
         dealer_id: str,
+        *,
+        edge: str,
         vehicle: Vehicle,
         now: datetime,
     ) -> (
         list[dict[str, Any]]
         | tuple[ActivationPlan, int, dict[str, datetime | None], dict[str, frozenset[str]]]
     ):
-        dealer, operator = dealer_and_operator(session, dealer_id, request.operator)
+        dealer, operator = dealer_and_operator(session, dealer_id, edge, request.operator)
         reasons: list[CloudReason] = []
         reasons += inventory_reasons(vehicle, request.inventory)
         reasons += assignment_reasons(vehicle, dealer, market_of_location(dealer))

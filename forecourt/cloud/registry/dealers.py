@@ -1,9 +1,16 @@
-"""Dealers, the operators each dealer has registered, and the certificates issued to them.
+"""Dealers, the operators each of their edges has registered, and their certificates.
 
 The edge names the operator who asks and their role; the cloud never takes that claim as is: it
-looks the operator up in *this dealer's* registry (synced by the dealer admin) and checks the role
-recorded here. An operator unknown to the dealer, deactivated, or holding a role without the
-permission is refused.
+looks the operator up in the list *the calling edge* registered (scoped by the dealer and the
+edge named in its client certificate) and checks the role recorded there. An operator unknown to
+that edge, or holding a role without the permission, is refused.
+
+Roles an edge may grant on its own word are technician-level (``technician``, ``auditor``). An
+elevated role (``senior_technician``, ``service_manager``, ``dealer_admin``) pushed by an edge is
+recorded as *claimed* and carries technician rights in the cloud until OEM staff confirm it
+(:func:`confirm_role`). The dealer's own ``dealer_admin`` cannot confirm it: the cloud only ever
+hears of a dealer admin through the same edge key, so such a confirmation would add nothing
+against a stolen edge key. Every change is written to the audit (:mod:`forecourt.cloud.audit`).
 """
 
 from __future__ import annotations
@@ -13,16 +20,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from sqlalchemy import Connection, and_, delete, exists, select
+from sqlalchemy import Connection, and_, exists, select
 from sqlalchemy.orm import Session
 
+from forecourt.cloud.audit import edge_actor, record_change
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.core import Dealer, Market
-from forecourt.store.registry import DealerCertificateRow, DealerOperatorRow, DealerRow
+from forecourt.store.registry import DealerCertificateRow, DealerRow, EdgeOperatorRow
 
 #: Roles (as the edge names them) allowed to start an activation; mirrors the edge's matrix.
 ACTIVATING_ROLES = frozenset({"technician", "senior_technician", "service_manager", "dealer_admin"})
 KNOWN_ROLES = ACTIVATING_ROLES | {"auditor"}
+#: Roles that review others' requests or administer the dealer: OEM staff confirm them.
+ELEVATED_ROLES = frozenset({"senior_technician", "service_manager", "dealer_admin"})
+#: Roles that may record a purchase or a trial (confirmed roles only).
+PURCHASING_ROLES = frozenset({"service_manager", "dealer_admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +82,26 @@ def dealer_unknown(dealer_id: str) -> CloudProblem:
     )
 
 
-def replace_operators(
-    session: Session, dealer_id: str, operators: Iterable[OperatorClaim], now: datetime
-) -> int:
-    """Make the dealer's operator registry exactly ``operators`` (the edge's full list)."""
-    listed = list(operators)
+@dataclass(frozen=True, slots=True)
+class OperatorChanges:
+    """What one edge's push changed (operator ids), and which elevated roles await confirmation."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    role_changed: tuple[str, ...]
+    unconfirmed: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "role_changed": list(self.role_changed),
+            "unconfirmed": list(self.unconfirmed),
+        }
+
+
+def _check_roles(listed: list[OperatorClaim]) -> None:
+    seen: set[str] = set()
     for claim in listed:
         if claim.role not in KNOWN_ROLES:
             raise CloudProblem(
@@ -84,45 +111,193 @@ def replace_operators(
                 f"operator {claim.operator_id}: role {claim.role!r} is not one of "
                 + ", ".join(sorted(KNOWN_ROLES)),
             )
-    session.execute(delete(DealerOperatorRow).where(DealerOperatorRow.dealer_id == dealer_id))
-    for claim in listed:
-        session.add(
-            DealerOperatorRow(
-                dealer_id=dealer_id,
-                operator_id=claim.operator_id,
-                role=claim.role,
-                active=True,
-                updated_at=now,
+        if claim.operator_id in seen:
+            raise CloudProblem(
+                422,
+                ProblemCode.VALIDATION_FAILED,
+                "Operator listed twice",
+                f"operator {claim.operator_id} is listed more than once",
             )
+        seen.add(claim.operator_id)
+
+
+def merge_edge_operators(
+    session: Session,
+    dealer_id: str,
+    edge: str,
+    *,
+    certificate_serial: int,
+    operators: Iterable[OperatorClaim],
+    now: datetime,
+) -> OperatorChanges:
+    """Make ``edge``'s operator list exactly ``operators``; other edges' lists are untouched.
+
+    Each addition, removal and role change is audited under the edge's certificate serial. A
+    role change drops a confirmation that no longer matches; the confirmation of an unchanged
+    role is kept."""
+    listed = list(operators)
+    _check_roles(listed)
+    current = {
+        row.operator_id: row
+        for row in session.scalars(
+            select(EdgeOperatorRow)
+            .where(EdgeOperatorRow.dealer_id == dealer_id, EdgeOperatorRow.edge == edge)
+            .with_for_update()
         )
-    return len(listed)
-
-
-def operator_problem(session: Session, dealer_id: str, claim: OperatorClaim) -> str | None:
-    """Why the claimed operator may not activate for this dealer, or ``None`` if they may.
-
-    Returns ``"operator_unknown"`` or ``"operator_not_permitted"`` (the refusal codes).
-    """
-    row = session.scalars(
-        select(DealerOperatorRow).where(
-            DealerOperatorRow.dealer_id == dealer_id,
-            DealerOperatorRow.operator_id == claim.operator_id,
+    }
+    actor = edge_actor(certificate_serial)
+    wanted = {c.operator_id: c.role for c in listed}
+    added, removed, changed = [], [], []
+    for operator_id, row in sorted(current.items()):
+        if operator_id not in wanted:
+            removed.append(operator_id)
+            session.delete(row)
+            record_change(
+                session,
+                at=now,
+                actor=actor,
+                action="operator_removed",
+                subject=operator_id,
+                dealer_id=dealer_id,
+                edge=edge,
+                detail={"role": row.role},
+            )
+    for operator_id, role in sorted(wanted.items()):
+        found = current.get(operator_id)
+        if found is None:
+            added.append(operator_id)
+            session.add(
+                EdgeOperatorRow(
+                    dealer_id=dealer_id,
+                    edge=edge,
+                    operator_id=operator_id,
+                    role=role,
+                    confirmed_role=None,
+                    confirmed_by=None,
+                    updated_at=now,
+                )
+            )
+            record_change(
+                session,
+                at=now,
+                actor=actor,
+                action="operator_added",
+                subject=operator_id,
+                dealer_id=dealer_id,
+                edge=edge,
+                detail={"role": role},
+            )
+        elif found.role != role:
+            changed.append(operator_id)
+            record_change(
+                session,
+                at=now,
+                actor=actor,
+                action="operator_role_changed",
+                subject=operator_id,
+                dealer_id=dealer_id,
+                edge=edge,
+                detail={"from": found.role, "to": role},
+            )
+            found.role, found.updated_at = role, now
+            if found.confirmed_role != role:
+                found.confirmed_role, found.confirmed_by = None, None
+    session.flush()
+    unconfirmed = tuple(
+        sorted(
+            operator_id
+            for operator_id, role in wanted.items()
+            if role in ELEVATED_ROLES
+            and (current.get(operator_id) is None or current[operator_id].confirmed_role != role)
         )
-    ).one_or_none()
-    return _operator_verdict(row, claim)
+    )
+    return OperatorChanges(tuple(added), tuple(removed), tuple(changed), unconfirmed)
+
+
+def confirm_role(
+    session: Session,
+    dealer_id: str,
+    edge: str,
+    operator_id: str,
+    *,
+    role: str,
+    by: str,
+    now: datetime,
+) -> None:
+    """OEM staff confirm the elevated ``role`` an edge claims for ``operator_id``.
+
+    The role confirmed must be the one currently claimed, so a confirmation can never grant
+    more than the edge asked for; it lapses when the edge later claims another role."""
+    row = session.get(EdgeOperatorRow, (dealer_id, edge, operator_id), with_for_update=True)
+    if row is None:
+        raise CloudProblem(
+            404,
+            ProblemCode.NOT_FOUND,
+            "Operator unknown",
+            f"edge {edge} of {dealer_id} has not registered operator {operator_id}",
+        )
+    if row.role != role:
+        raise CloudProblem(
+            409,
+            ProblemCode.VALIDATION_FAILED,
+            "Role not claimed",
+            f"operator {operator_id} is registered as {row.role}, not {role}",
+        )
+    row.confirmed_role, row.confirmed_by = role, by
+    record_change(
+        session,
+        at=now,
+        actor=by,
+        action="operator_role_confirmed",
+        subject=operator_id,
+        dealer_id=dealer_id,
+        edge=edge,
+        detail={"role": role},
+    )
+
+
+def _operator_row(
+    session: Session, dealer_id: str, edge: str, operator_id: str
+) -> EdgeOperatorRow | None:
+    return session.get(EdgeOperatorRow, (dealer_id, edge, operator_id))
+
+
+def operator_problem(
+    session: Session, dealer_id: str, edge: str, claim: OperatorClaim
+) -> str | None:
+    """Why the claimed operator may not activate through this edge, or ``None`` if they may.
+
+    Returns ``"operator_unknown"`` or ``"operator_not_permitted"`` (the refusal codes)."""
+    return _operator_verdict(_operator_row(session, dealer_id, edge, claim.operator_id), claim)
+
+
+def purchase_problem(
+    session: Session, dealer_id: str, edge: str, claim: OperatorClaim
+) -> str | None:
+    """Why the claimed operator may not record a purchase, or ``None``: the operator must be
+    registered by this edge with a purchasing role that OEM staff confirmed."""
+    row = _operator_row(session, dealer_id, edge, claim.operator_id)
+    if row is None:
+        return "operator_unknown"
+    if row.role != claim.role or row.role not in PURCHASING_ROLES:
+        return "operator_not_permitted"
+    if row.confirmed_role != row.role:
+        return "operator_role_unconfirmed"
+    return None
 
 
 def dealer_and_operator(
-    session: Session, dealer_id: str, claim: OperatorClaim
+    session: Session, dealer_id: str, edge: str, claim: OperatorClaim
 ) -> tuple[Dealer, str | None]:
     """The dealer and :func:`operator_problem` for ``claim``, read in one query."""
     found = session.execute(
-        select(DealerRow, DealerOperatorRow)
+        select(DealerRow, EdgeOperatorRow)
         .outerjoin(
-            DealerOperatorRow,
+            EdgeOperatorRow,
             and_(
-                DealerOperatorRow.dealer_id == DealerRow.dealer_id,
-                DealerOperatorRow.operator_id == claim.operator_id,
+                EdgeOperatorRow.dealer_id == DealerRow.dealer_id,
+                EdgeOperatorRow.edge == edge,
+                EdgeOperatorRow.operator_id == claim.operator_id,
             ),
         )
         .where(DealerRow.dealer_id == dealer_id)
@@ -133,8 +308,10 @@ def dealer_and_operator(
     return dealer_from_row(dealer), _operator_verdict(operator, claim)
 
 
-def _operator_verdict(row: DealerOperatorRow | None, claim: OperatorClaim) -> str | None:
-    if row is None or not row.active:
+def _operator_verdict(row: EdgeOperatorRow | None, claim: OperatorClaim) -> str | None:
+    """Activation needs technician rights, which every activating role carries whether or not
+    an elevated role is confirmed; the claimed role must still be the registered one."""
+    if row is None:
         return "operator_unknown"
     if row.role != claim.role or row.role not in ACTIVATING_ROLES:
         return "operator_not_permitted"
@@ -202,15 +379,20 @@ def revoked_serials(session: Session) -> frozenset[int]:
 
 __all__ = [
     "ACTIVATING_ROLES",
+    "ELEVATED_ROLES",
+    "PURCHASING_ROLES",
     "CertificateStanding",
+    "OperatorChanges",
     "OperatorClaim",
     "certificate_standing",
+    "confirm_role",
     "dealer_and_operator",
     "dealer_unknown",
     "get_dealer",
+    "merge_edge_operators",
     "operator_problem",
+    "purchase_problem",
     "record_certificate",
-    "replace_operators",
     "revoke_certificate",
     "upsert_dealer",
 ]

@@ -1,4 +1,4 @@
-"""``/v1/vehicles`` and ``/v1/dealers``: OEM staff manage, dealers sync their operators."""
+"""``/v1/vehicles`` and ``/v1/dealers``: OEM staff manage, each edge syncs its operators."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from forecourt.cloud.audit import staff_actor
 from forecourt.cloud.auth import DealerDep, Scope, StaffCaller, require_scope
 from forecourt.cloud.context import get_context
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import (
     OperatorClaim,
+    confirm_role,
     dealer_from_row,
     get_dealer,
-    replace_operators,
+    merge_edge_operators,
     upsert_dealer,
 )
 from forecourt.cloud.registry.edge_logs import register_edge_log
@@ -40,6 +42,10 @@ class StateIn(BaseModel):
 
 class LedgerKeyIn(BaseModel):
     vkey: str = Field(min_length=10, max_length=512)
+
+
+class RoleConfirmationIn(BaseModel):
+    role: str = Field(min_length=1, max_length=32)
 
 
 class OperatorsIn(BaseModel):
@@ -125,10 +131,14 @@ def registry_router() -> APIRouter:
             return [to_json(dealer_from_row(r)) for r in session.query(DealerRow).all()]
 
     _ledger_key_route(router)
+    _role_confirmation_route(router)
 
     @router.put("/dealer/operators")
-    def sync_operators(body: OperatorsIn, dealer: DealerDep, request: Request) -> dict[str, int]:
-        """The dealer's edge replaces its operator list (ids and roles, no secrets)."""
+    def sync_operators(body: OperatorsIn, dealer: DealerDep, request: Request) -> dict[str, object]:
+        """The calling edge replaces *its own* operator list (ids and roles, no secrets).
+
+        The dealer and edge come from the client certificate; other edges' lists stay. Elevated
+        roles are listed as ``unconfirmed`` until OEM staff confirm them."""
         try:
             claims = [OperatorClaim(o["operator_id"], o["role"]) for o in body.operators]
         except KeyError as exc:
@@ -137,8 +147,15 @@ def registry_router() -> APIRouter:
             ) from exc
         context = get_context(request)
         with context.db.transaction() as session:
-            count = replace_operators(session, dealer.dealer_id, claims, context.config.clock())
-        return {"operators": count}
+            changes = merge_edge_operators(
+                session,
+                dealer.dealer_id,
+                dealer.edge_id,
+                certificate_serial=dealer.certificate_serial,
+                operators=claims,
+                now=context.config.clock(),
+            )
+        return {"operators": len(claims), **changes.to_json()}
 
     return router
 
@@ -159,3 +176,29 @@ def _ledger_key_route(router: APIRouter) -> None:
                 session, dealer_id, edge_id, body.vkey, by=staff.subject, now=context.config.clock()
             )
         return registered.to_json()
+
+
+def _role_confirmation_route(router: APIRouter) -> None:
+    @router.put("/dealers/{dealer_id}/edges/{edge_id}/operators/{operator_id}/confirmation")
+    def confirm_operator_role(
+        dealer_id: str,
+        edge_id: str,
+        operator_id: str,
+        body: RoleConfirmationIn,
+        request: Request,
+        *,
+        staff: StaffCaller = require_scope(Scope.DEALERS_ADMIN),
+    ) -> dict[str, str]:
+        """OEM staff confirm the elevated role an edge claims for one of its operators."""
+        context = get_context(request)
+        with context.db.transaction() as session:
+            confirm_role(
+                session,
+                dealer_id,
+                edge_id,
+                operator_id,
+                role=body.role,
+                by=staff_actor(staff.subject),
+                now=context.config.clock(),
+            )
+        return {"operator_id": operator_id, "confirmed_role": body.role}
