@@ -172,13 +172,15 @@ class Car:
         return read_secrets(self.store.directory / rel if rel else None)
 
     def feature_status(self, ecu_address: int | None) -> list[dict[str, object]]:
+        """FD02: each grant, active only inside [valid_from, valid_until) at the car's time."""
         now = self.services.now()
         return [
             {
                 "feature": f.feature_id,
                 "ecu": f"{f.ecu_address:04X}",
+                "valid_from": f.valid_from,
                 "valid_until": f.valid_until,
-                "active": f.valid_until is None or datetime.fromisoformat(f.valid_until) > now,
+                "active": _in_validity(f.valid_from, f.valid_until, now),
             }
             for f in self.state.features
             if ecu_address is None or f.ecu_address == ecu_address
@@ -459,3 +461,10 @@ class Car:
         if plan.trust_state is not None:
             new.trust_state = dict(plan.trust_state)
         return new
+
+
+def _in_validity(valid_from: str | None, valid_until: str | None, now: datetime) -> bool:
+    """A grant is active from its start (inclusive) to its end (exclusive); open ends are open."""
+    started = valid_from is None or datetime.fromisoformat(valid_from) <= now
+    ended = valid_until is not None and datetime.fromisoformat(valid_until) <= now
+    return started and not ended
