@@ -302,9 +302,20 @@ class Car:
                 Nrc.CONDITIONS_NOT_CORRECT,
                 f"preconditions not met ({failures:#04x})",
             )
+        now = self.services.now()
+        floor = self.state.last_verified_at if self.state.last_bundle_id else None
+        if floor is not None and now < datetime.fromisoformat(floor):
+            # Expiry is checked against the car's clock: one set back would revive expired
+            # metadata (a freeze attack). The time of the car's last verified apply (its own
+            # clock then) is a trusted lower bound; the factory stamp is the plant's clock.
+            self._refuse(
+                DTC_ACTIVATION_REFUSED,
+                Nrc.CONDITIONS_NOT_CORRECT,
+                f"car clock {now.isoformat()} is behind the last verification at {floor}",
+            )
         hook("verify")
         try:
-            plan = self.services.verifier.verify(bundle, self.view(), self.services.now())
+            plan = self.services.verifier.verify(bundle, self.view(), now)
             self._check_plan(plan)
         except TrustRefusal as refusal:
             self._refuse(DTC_ACTIVATION_REFUSED, refusal.nrc, refusal.reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +224,19 @@ def test_power_loss_at_every_apply_step_leaves_the_car_wholly_old_or_wholly_new(
         "rename": "old",
         "cleanup": "new",
     }
+
+
+def test_a_clock_set_back_before_the_last_verification_refuses_with_a_dtc(
+    make_store: Callable[[str], CarStore],
+) -> None:
+    store = make_store("car")
+    car = Car(store, services_with())
+    car.verify_and_apply(make_bundle(VIN, 1, features=[("A", 0x1001, None)]))
+    verified_at = datetime.fromisoformat(str(car.state.last_verified_at))
+    car.services.now = lambda: verified_at - timedelta(days=30)
+    before = fingerprint(car)
+    with pytest.raises(NegativeResponse) as exc:
+        car.verify_and_apply(make_bundle(VIN, 2, features=[("B", 0x1001, None)]))
+    assert exc.value.nrc == Nrc.CONDITIONS_NOT_CORRECT
+    assert fingerprint(car) == before
+    assert car.state.dtcs[-1].code == 0xD10000 | Nrc.CONDITIONS_NOT_CORRECT
