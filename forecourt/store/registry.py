@@ -30,10 +30,12 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -165,12 +167,28 @@ class PackageRow(Base):
 
 
 class EntitlementRow(Base):
-    """A vehicle's right to a feature. ``reference`` makes a purchase idempotent."""
+    """A vehicle's right to a feature. ``(issuer, reference)`` makes a purchase idempotent.
+
+    ``issuer`` is the dealer whose purchase created it (``oem`` for the OEM's own grants), so a
+    dealer's reference never finds another dealer's entitlement. A VIN gets at most one trial of
+    a feature, ever (a partial unique index on SQLite and PostgreSQL)."""
 
     __tablename__ = "registry_entitlements"
+    __table_args__ = (
+        UniqueConstraint("issuer", "reference"),
+        Index(
+            "uq_registry_entitlements_one_trial",
+            "vin",
+            "feature_code",
+            unique=True,
+            sqlite_where=text("source = 'trial'"),
+            postgresql_where=text("source = 'trial'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    reference: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    issuer: Mapped[str] = mapped_column(String(32), nullable=False, server_default="oem")
+    reference: Mapped[str] = mapped_column(String(100), nullable=False)
     vin: Mapped[str] = mapped_column(
         ForeignKey("registry_vehicles.vin"), nullable=False, index=True
     )

@@ -2,8 +2,9 @@
 
 Entitlement changes follow the Keygen-like states of :class:`EntitlementState`: an active right
 can be suspended, resumed, renewed (its end moved later) or revoked; a revoked one is final. A
-purchase made at the dealer is stored active at once, keyed by the dealer's purchase reference,
-so a retried purchase finds the first one instead of granting twice.
+purchase made at the dealer is stored active at once, keyed by the dealer and its purchase
+reference, so a retried purchase finds the first one instead of granting twice; a VIN has one
+trial of a feature, ever.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from forecourt.cloud.problems import CloudProblem, ProblemCode
@@ -104,14 +106,29 @@ def entitlements_of(session: Session, vin: str) -> list[tuple[int, Entitlement]]
     return [(r.id, entitlement_from_row(r)) for r in rows]
 
 
-def grant(session: Session, entitlement: Entitlement, reference: str, now: datetime) -> int:
-    """Store ``entitlement`` under ``reference``; a repeated reference returns the first id."""
+OEM_ISSUER = "oem"
+"""The issuer of entitlements the OEM grants itself (feeds, the demo, staff)."""
+
+
+def grant(
+    session: Session,
+    entitlement: Entitlement,
+    reference: str,
+    now: datetime,
+    issuer: str = OEM_ISSUER,
+) -> int:
+    """Store ``entitlement`` under ``(issuer, reference)``; a repeated one returns the first id.
+
+    References are per issuer: a dealer's reference never finds another dealer's entitlement."""
     existing = session.scalars(
-        select(EntitlementRow).where(EntitlementRow.reference == reference)
+        select(EntitlementRow).where(
+            EntitlementRow.issuer == issuer, EntitlementRow.reference == reference
+        )
     ).one_or_none()
     if existing is not None:
         return existing.id
     row = EntitlementRow(
+        issuer=issuer,
         reference=reference,
         vin=str(entitlement.vin),
         feature_code=entitlement.feature_code,
@@ -128,19 +145,34 @@ def grant(session: Session, entitlement: Entitlement, reference: str, now: datet
 
 @dataclass(frozen=True, slots=True)
 class PurchaseOrder:
+    """A purchase (or trial) a dealer records for one of its cars, by a confirmed manager."""
+
     vin: str
     feature_code: str
     reference: str
+    dealer_id: str
     trial: bool = False
 
 
 def purchase(session: Session, catalog: Catalog, order: PurchaseOrder, now: datetime) -> int:
-    """A purchase (or trial) at the dealer: an active entitlement from ``now``, at once."""
+    """A purchase (or trial) at the dealer: an active entitlement from ``now``, at once.
+
+    A retried order (same dealer and reference) returns the first entitlement; a second trial of
+    the same feature for the same VIN is refused (``trial_already_used``), whoever asks."""
     feature = catalog.feature(order.feature_code)
     if feature is None:
         raise CloudProblem(
             404, ProblemCode.FEATURE_UNKNOWN, "Feature unknown", f"no feature {order.feature_code}"
         )
+    existing = session.scalars(
+        select(EntitlementRow.id).where(
+            EntitlementRow.issuer == order.dealer_id, EntitlementRow.reference == order.reference
+        )
+    ).one_or_none()
+    if existing is not None:
+        return existing
+    if order.trial and _trial_used(session, order.vin, feature.code):
+        raise _trial_used_problem(order)
     licence = feature.licence
     source = EntitlementSource.TRIAL if order.trial else EntitlementSource.PURCHASE
     days = licence.duration_days or 30
@@ -152,7 +184,31 @@ def purchase(session: Session, catalog: Catalog, order: PurchaseOrder, now: date
     entitlement = Entitlement(
         Vin.parse(order.vin, verify_check_digit=False), feature.code, source, now, until
     )
-    return grant(session, entitlement, order.reference, now)
+    try:
+        with session.begin_nested():
+            return grant(session, entitlement, order.reference, now, issuer=order.dealer_id)
+    except IntegrityError as exc:  # a concurrent trial of the same VIN and feature won
+        raise _trial_used_problem(order) from exc
+
+
+def _trial_used(session: Session, vin: str, feature_code: str) -> bool:
+    found = session.scalars(
+        select(EntitlementRow.id).where(
+            EntitlementRow.vin == vin,
+            EntitlementRow.feature_code == feature_code,
+            EntitlementRow.source == EntitlementSource.TRIAL.value,
+        )
+    ).first()
+    return found is not None
+
+
+def _trial_used_problem(order: PurchaseOrder) -> CloudProblem:
+    return CloudProblem(
+        409,
+        ProblemCode.TRIAL_ALREADY_USED,
+        "Trial already used",
+        f"{order.vin} already had a trial of {order.feature_code}",
+    )
 
 
 _ALLOWED: dict[str, dict[EntitlementState, frozenset[EntitlementState]]] = {
