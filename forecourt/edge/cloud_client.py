@@ -360,7 +360,13 @@ class HttpCloudClient:
         )
 
     def assignment(self, vin: str) -> Assignment:
-        body = self._call("assignment", "GET", f"/v1/vehicles/{vin}/assignment")
+        try:
+            body = self._call("assignment", "GET", f"/v1/vehicles/{vin}/assignment")
+        except CloudRefused as exc:
+            if exc.status == 404 and "vehicle_unknown" in exc.codes:
+                # The cloud answers an unknown car and another dealer's alike: not ours.
+                return Assignment(vin, None, 0)
+            raise
         try:
             dealer = body.get("dealer_id")
             return Assignment(

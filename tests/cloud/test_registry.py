@@ -107,3 +107,18 @@ def test_dealer_operator_sync_decides_who_may_activate(world: CloudWorld, client
         "/v1/dealer/operators", json={"operators": [{"operator_id": "x", "role": "king"}]}
     )
     assert wrong_role.status_code == 422
+
+
+def test_assignment_of_another_dealers_car_is_answered_like_an_unknown_vin(
+    world: CloudWorld, clients: Clients
+) -> None:
+    car, _features = world.activatable()
+    other = next(d.dealer_id for d in world.demo.dealers if d.dealer_id != car.dealer_id)
+    edge = clients.dealer(other)
+    foreign = edge.get(f"/v1/vehicles/{car.vin}/assignment")
+    unknown = edge.get("/v1/vehicles/WFKTW3S80RM999999/assignment")
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["code"] == unknown.json()["code"] == "vehicle_unknown"
+    assert "activations" not in foreign.json()
+    mine = clients.dealer(car.dealer_id or "").get(f"/v1/vehicles/{car.vin}/assignment")
+    assert mine.json()["assigned_to_caller"] is True

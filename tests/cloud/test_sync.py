@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from forecourt.cli import app
-from forecourt.cloud.sync import CONSENT_RECORDED, EVENT_TYPES, SyncService
+from forecourt.cloud.sync import ACTIVATION_COMPLETED, CONSENT_RECORDED, EVENT_TYPES, SyncService
 from forecourt.cloud.sync.service import consent_records
 from forecourt.edge import outbox
 from forecourt.ledger.checkpoint import SoftwareNoteSigner, verifier_for
-from forecourt.store.registry import ConsentRecordRow, SyncEventRow
+from forecourt.store.registry import ConsentRecordRow, SyncEventRow, VehicleRow
 from tests.cloud.conftest import Clients
 from tests.cloud.world import NOW, CloudWorld, build_world
 
@@ -219,3 +219,31 @@ def test_register_edge_log_command_registers_the_key_the_edge_gives_once(
     )
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 1 and "registered otherwise" in refused.output
+
+
+def test_a_completion_cannot_raise_the_activation_counter_above_what_the_cloud_issued(
+    world: CloudWorld, clients: Clients
+) -> None:
+    car, features = world.activatable()
+    dealer_id = car.dealer_id or ""
+    edge = clients.dealer(dealer_id)
+    issued = edge.post("/v1/activations", json=world.request(car, features))
+    assert issued.status_code == 201, issued.text
+    event = {
+        **consent_event(dealer_id, str(car.vin)),
+        "type": ACTIVATION_COMPLETED,
+        "data": {
+            "vin": str(car.vin),
+            "dealer_id": dealer_id,
+            "workflow_id": uuid.uuid4().hex,
+            "bundle_sha256": "cd" * 32,
+            "authorisation_id": issued.json()["request_id"],
+            "activation_counter": 10**12,
+        },
+    }
+    answer = edge.post("/v1/sync/events", json=[event])
+    assert answer.json()["accepted"] == [event["id"]], answer.text
+    with world.context.db.sessions() as session:
+        car_row = session.get(VehicleRow, str(car.vin))
+        assert car_row is not None
+        assert car_row.activation_counter == issued.json()["activation_counter"]

@@ -25,7 +25,7 @@ from forecourt.cloud.registry.edge_logs import register_edge_log
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
 from forecourt.core import CoreError, Dealer, IllegalTransition, LifecycleState, from_dict, to_json
-from forecourt.store.registry import ActivationRow, DealerRow
+from forecourt.store.registry import ActivationRow, DealerRow, VehicleRow
 
 
 class AssignmentIn(BaseModel):
@@ -69,21 +69,29 @@ def registry_router() -> APIRouter:
 
     @router.get("/vehicles/{vin}/assignment")
     def assignment(vin: str, dealer: DealerDep, request: Request) -> dict[str, Any]:
-        """For a dealer's edge: is the car assigned to this dealer, and how often was it
-        activated before (decides the foreign-vehicle and re-activation reviews). Another
-        dealer's identity is not disclosed."""
+        """For a dealer's edge: the car is assigned to this dealer, and how often it was
+        activated before (decides the re-activation review). A car that is not this dealer's
+        answers 404 exactly as an unknown VIN does."""
         with get_context(request).db.sessions() as session:
-            row = vehicle_row(session, vin.upper())
+            row = session.get(VehicleRow, vin.upper())
+            if row is None or row.dealer_id != dealer.dealer_id:
+                # Unknown and another dealer's car answer alike: a dealer learns nothing of
+                # cars that are not its own (whether the VIN exists, how often it activated).
+                raise CloudProblem(
+                    404,
+                    ProblemCode.VEHICLE_UNKNOWN,
+                    "Vehicle unknown",
+                    f"no vehicle {vin.upper()} assigned to {dealer.dealer_id}",
+                )
             applied = session.scalar(
                 select(func.count())
                 .select_from(ActivationRow)
                 .where(ActivationRow.vin == row.vin, ActivationRow.status == "applied")
             )
-        mine = row.dealer_id == dealer.dealer_id
         return {
             "vin": row.vin,
-            "dealer_id": row.dealer_id if mine else None,
-            "assigned_to_caller": mine,
+            "dealer_id": row.dealer_id,
+            "assigned_to_caller": True,
             "activations": int(applied or 0),
         }
 

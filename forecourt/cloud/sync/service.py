@@ -322,7 +322,7 @@ class SyncService:
         if car is None:
             raise EventRefused(event_id, SyncCode.VEHICLE_UNKNOWN, f"no vehicle {data.vin}")
         if data.authorisation_id:
-            self._close_activation(session, event_id, data, caller.dealer_id)
+            issued_counter = self._close_activation(session, event_id, data, caller.dealer_id)
             change_ref = data.authorisation_id
         elif data.offline_package_id:
             package = session.get(OfflinePackageRow, data.offline_package_id)
@@ -333,6 +333,9 @@ class SyncService:
                     f"no offline package {data.offline_package_id} of this dealer for {data.vin}",
                 )
             change_ref = data.offline_package_id
+            # An offline package is signed with the car's counter + 1 at issue, and the car's
+            # counter never falls: no package of this car can carry more than this.
+            issued_counter = car.activation_counter + 1
         else:
             raise EventRefused(
                 event_id, SyncCode.EVENT_INVALID, "neither authorisation_id nor offline_package_id"
@@ -340,7 +343,9 @@ class SyncService:
         if car.state == LifecycleState.AT_DEALER.value:
             car.state = LifecycleState.ACTIVATED.value
         if data.activation_counter is not None:
-            car.activation_counter = max(car.activation_counter, data.activation_counter)
+            # The edge's figure is unsigned: it may confirm, never exceed, what the cloud issued.
+            reported = min(data.activation_counter, issued_counter)
+            car.activation_counter = max(car.activation_counter, reported)
         for ecu in data.software:
             session.add(
                 SoftwareHistoryRow(
@@ -379,8 +384,10 @@ class SyncService:
     @staticmethod
     def _close_activation(
         session: Session, event_id: str, data: CompletedData, dealer_id: str
-    ) -> None:
-        """The report rule of ``ActivationService.report``: issued → applied, car released."""
+    ) -> int:
+        """The report rule of ``ActivationService.report``: issued → applied, car released.
+
+        Returns the activation counter the cloud signed into that activation's bundle."""
         row = session.get(ActivationRow, data.authorisation_id, with_for_update=True)
         if row is None or row.dealer_id != dealer_id or row.vin != data.vin:
             raise EventRefused(
@@ -396,6 +403,7 @@ class SyncService:
                 SyncCode.ACTIVATION_UNKNOWN,
                 f"activation {data.authorisation_id} is {row.status}, not issued",
             )
+        return row.activation_counter or 0
 
     @staticmethod
     def _offline_use(
