@@ -318,7 +318,10 @@ def build_edge(settings: EdgeSettings) -> Edge:
     )
     offline = OfflineStock(sessions, settings.dealer_id, clock=clock)
     connector = DoipCarConnector(
-        ConnectorSettings(settings.car_addresses, link=settings.link), dealer_credentials(settings)
+        ConnectorSettings(
+            settings.car_addresses, link=settings.link, current_crl=dealer_crl(settings)
+        ),
+        dealer_credentials(settings),
     )
     hub = ProgressHub()
     deps = Dependencies(
@@ -392,6 +395,18 @@ def dealer_credentials(settings: EdgeSettings) -> DealerCredentials:
         return prove_possession(key, challenge, EcuContext(vin, ecu_serial))
 
     return DealerCredentials(certificate.public_bytes(Encoding.DER), prove)
+
+
+def dealer_crl(settings: EdgeSettings) -> Callable[[], bytes | None]:
+    """The issuing CA's CRL among the dealer TLS files (``crl.pem`` beside ``tls_cert``, as
+    ``forecourt cloud dealer-cert`` / ``pki issue-dealer`` write it), read at each car session so
+    a replaced file is delivered without a restart; ``None`` when the edge holds none."""
+    path = settings.tls_cert.parent / "crl.pem"
+
+    def read() -> bytes | None:
+        return path.read_bytes() if path.is_file() else None
+
+    return read
 
 
 def ecu_certificate_check(

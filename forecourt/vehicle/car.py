@@ -30,6 +30,7 @@ from forecourt.logging import get_logger
 from forecourt.vehicle.dids import Preconditions, canonical_json
 from forecourt.vehicle.ecu import Ecu
 from forecourt.vehicle.faults import ApplyHook, FaultPlan, no_hook
+from forecourt.vehicle.revocation import CrlRefused, accept_crl, pinned_issuers
 from forecourt.vehicle.seams import (
     ActivationPlan,
     AuthenticationContext,
@@ -165,6 +166,32 @@ class Car:
             crl_pem=self.state.crl_pem,
             now=self.services.now(),
         )
+
+    def store_crl(self, data: bytes) -> bool:
+        """FD07: take the issuing CA's CRL if pinned-CA-signed and newer; True if it changed.
+
+        Committed atomically before it is answered; from then on every 0x29 checks against it.
+        A refusal (:class:`~forecourt.vehicle.revocation.CrlRefused`) is logged and changes
+        nothing.
+        """
+        try:
+            update = accept_crl(data, pinned_issuers(self.state.oem_chain_pem), self.state.crl_pem)
+        except CrlRefused as refusal:
+            _log.warning(
+                "crl_refused", vin=self.vin, nrc=f"{refusal.nrc:#04x}", reason=refusal.reason
+            )
+            raise
+        if update.changed:
+            state = copy.deepcopy(self.state)
+            state.crl_pem = update.pem
+            self._commit(state)
+            _log.info(
+                "crl_accepted",
+                vin=self.vin,
+                number=update.number,
+                this_update=update.this_update.isoformat(),
+            )
+        return update.changed
 
     def secure_storage(self, address: int) -> dict[str, bytes]:
         """The secrets ECU ``address`` holds (opened at apply); for the ECU's own use only."""

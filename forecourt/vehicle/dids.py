@@ -29,6 +29,7 @@ class Did(IntEnum):
     VERSION_REPORT = 0xFD04  # signed: the gateway's manifest, or the ECU's own report
     PRECONDITIONS = 0xFD05
     VEHICLE_STATUS = 0xFD06  # unsigned summary by logical address (what FD04 was before)
+    CERTIFICATE_REVOCATION_LIST = 0xFD07  # write-only: the issuing CA's CRL (gateway, 0x29)
 
 
 class PowerModeState(IntEnum):

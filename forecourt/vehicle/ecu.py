@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from forecourt.logging import get_logger
 from forecourt.vehicle.dids import REPAIR_SHOP_CODE_MAX, Did, canonical_json
+from forecourt.vehicle.revocation import CrlRefused
 from forecourt.vehicle.seams import TesterAuthenticator
 from forecourt.vehicle.tester_session import TesterSession
 from forecourt.vehicle.transfer import FileReceiver
@@ -307,6 +308,8 @@ class Ecu:
         if len(data) < 3:
             raise NegativeResponse(_BAD_FORMAT, "WriteDataByIdentifier length")
         (did,) = struct.unpack_from(">H", data)
+        if did == Did.CERTIFICATE_REVOCATION_LIST and self.address == self.car.gateway_address:
+            return self._write_crl(tester, data)
         if did != Did.REPAIR_SHOP_CODE:
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"DID {did:#06x} not writable")
         self._require_unlocked(tester)
@@ -314,6 +317,20 @@ class Ecu:
         if len(value) > REPAIR_SHOP_CODE_MAX or not value.isascii():
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "repair shop code format")
         self.car.write_repair_shop_code(self.address, value.decode("ascii"))
+        return data[:2]
+
+    def _write_crl(self, tester: TesterSession, data: bytes) -> bytes:
+        """FD07: the issuing CA's CRL, from an authenticated tester in the extended session.
+
+        The CRL's own signature decides (``Car.store_crl``); authentication only keeps anonymous
+        testers from making the car parse and verify arbitrary lists.
+        """
+        self._require_session(tester)
+        self._require_unlocked(tester)
+        try:
+            self.car.store_crl(data[2:])
+        except CrlRefused as refusal:
+            raise NegativeResponse(refusal.nrc, refusal.reason) from refusal
         return data[:2]
 
     # 0x27 / 0x29 ----------------------------------------------------------------------------

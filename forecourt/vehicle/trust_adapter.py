@@ -12,7 +12,8 @@ Sealed secrets travel in the plan still sealed, with an opener bound to the veri
 key and only the trust layer does the cryptography.
 
 :class:`PkiTesterAuthenticator` answers UDS 0x29 with ``verify_dealer_certificate`` (chain to the
-OEM root pinned at provisioning, the pinned CRL if any, at the car's time) and
+OEM root pinned at provisioning, at the car's time), then the newest CRL the car holds
+(``forecourt.vehicle.revocation``: delivered over FD07, applied even past its nextUpdate) and
 ``verify_possession`` bound to VIN and ECU serial; the trust layer's error NRCs (0x50-0x58) go to
 the wire unchanged. :class:`OemPkiIssuer` certifies ECU keys from the OEM issuing CA at the
 factory.
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from forecourt.logging import get_logger
-from forecourt.trust.certificates import load_certificate, load_crl
+from forecourt.trust.certificates import load_certificate
 from forecourt.trust.errors import BundleError, CertificateError
 from forecourt.trust.model import NonceFreshness
 from forecourt.trust.oem_pki import OemPki
@@ -45,6 +46,7 @@ from forecourt.trust.verifier import (
     open_secrets,
     verify_bundle,
 )
+from forecourt.vehicle.revocation import check_not_revoked
 from forecourt.vehicle.seams import (
     ActivationPlan,
     AuthenticationContext,
@@ -209,10 +211,12 @@ class PkiTesterAuthenticator:
             raise TrustRefusal(Nrc.CERTIFICATE_INVALID_CHAIN_OF_TRUST, "no OEM root pinned")
         try:
             root = load_certificate(context.oem_root_pem.encode())
-            crl = load_crl(context.crl_pem.encode()) if context.crl_pem else None
-            dealer = verify_dealer_certificate(
-                certificate, _pem_certificates(context.oem_chain_pem), root, context.now, crl
-            )
+            issuers = _pem_certificates(context.oem_chain_pem)
+            # Revocation against the newest CRL the car holds, whatever its nextUpdate: the
+            # trust layer would refuse a stale CRL outright, locking every dealer out of a car
+            # that waited on a lot (forecourt.vehicle.revocation).
+            dealer = verify_dealer_certificate(certificate, issuers, root, context.now, None)
+            check_not_revoked(load_certificate(certificate), context.crl_pem, issuers, context.now)
         except CertificateError as error:
             raise TrustRefusal(Nrc(error.nrc), f"{error.code}: {error}") from error
         except ValueError as error:  # a pinned anchor unreadable: refuse, never crash

@@ -8,6 +8,9 @@ and ISO 14229-1. This module maps one onto the other and adds what a session to 
   identification request with VIN, payload 0x0003: only that car answers);
 * **UDS 0x29 with the dealer's certificate and key** (:class:`DealerCredentials`, whose proof of
   ownership binds the ECU challenge to VIN and ECU serial);
+* **CRL delivery**: after 0x29 on the gateway, the issuing CA's CRL the edge holds
+  (``ConnectorSettings.current_crl``) is written to DID FD07 once per session, so a revoked
+  dealer certificate reaches cars that have no network (the car keeps only a newer one);
 * **TesterPresent keep-alive**: an ECU drops its extended session, and with it the
   authentication, when no request reaches it for S3 (5 s). A transfer to the gateway can last
   minutes while the other authenticated ECUs hear nothing, and the workflow pauses between
@@ -78,6 +81,8 @@ class ConnectorSettings:
     link: LinkConfig = field(default_factory=LinkConfig)
     keepalive_interval: float = S3_SERVER_SECONDS / 2.5
     bundle_file: str = BUNDLE_FILE
+    current_crl: Callable[[], bytes | None] = field(default=lambda: None)
+    """The issuing CA's CRL the edge holds (read at each session), written to every car."""
 
 
 class DoipCarConnector:
@@ -179,6 +184,7 @@ class DoipCarSession:
         self._address = address
         self._credentials = credentials
         self._settings = settings
+        self._crl_delivered = False
         self._keepalive = _KeepAlive(self, settings.keepalive_interval)
         self._keepalive.start()
 
@@ -216,6 +222,29 @@ class DoipCarSession:
     def authenticate(self, ecu_address: int) -> None:
         self.call(lambda: self.link.authenticate(ecu_address, self._credentials))
         self._keepalive.touched(ecu_address)
+        if ecu_address == GATEWAY and not self._crl_delivered:
+            self._deliver_crl()
+
+    def _deliver_crl(self) -> None:
+        """Write the edge's CRL to the authenticated gateway, once per session; never fatal.
+
+        Cars have no network: revocations reach a car only this way. A car that holds a newer
+        CRL (0x22), or predates FD07 (0x31), refuses it; the activation goes on either way.
+        """
+        self._crl_delivered = True
+        try:
+            crl = self._settings.current_crl()
+        except OSError as exc:
+            _log.warning("crl_unreadable", car=self._address, error=str(exc))
+            return
+        if not crl:
+            return
+        try:
+            self.call(lambda: self.link.write_crl(crl))
+        except NegativeResponse as refusal:
+            _log.info("crl_not_taken", car=self._address, nrc=f"{refusal.nrc:#04x}")
+            return
+        _log.info("crl_delivered", car=self._address, bytes=len(crl))
 
     def confirmed_bytes(self, name: str, size: int) -> int:
         return self.call(lambda: self.link.confirmed_position(GATEWAY, name, size))

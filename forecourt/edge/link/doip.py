@@ -593,6 +593,18 @@ class DoipVehicleLink:
     def read_status(self, ecu: int = GATEWAY) -> VehicleStatus:
         return VehicleStatus(self._read(ecu, Did.VEHICLE_STATUS))
 
+    def write_crl(self, crl: bytes, ecu: int = GATEWAY) -> None:
+        """WriteDataByIdentifier FD07: the issuing CA's current CRL (DER or PEM).
+
+        The car takes it only from an authenticated tester in the extended session, and only if
+        the OEM issuing CA signed it and it is newer than the one it holds (NRC 0x22 when not
+        newer, 0x31 when foreign, 0x13 when malformed)."""
+        self._call(
+            ecu,
+            0x2E,
+            lambda c: c.write_data_by_identifier(int(Did.CERTIFICATE_REVOCATION_LIST), crl),
+        )
+
     def tester_present(self, ecu: int) -> None:
         """TesterPresent (0x3E): restarts the ECU's S3 timer so its session and authentication
         survive a pause (ISO 14229-1 §10.5)."""

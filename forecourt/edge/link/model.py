@@ -18,7 +18,7 @@ from forecourt.edge.link.errors import UnexpectedResponse
 
 
 class Did(IntEnum):
-    """Data identifiers the edge reads (PROTOCOL.md)."""
+    """Data identifiers the edge reads, and the one it writes (PROTOCOL.md)."""
 
     SPARE_PART_NUMBER = 0xF187
     ECU_SOFTWARE_VERSION = 0xF189
@@ -33,6 +33,7 @@ class Did(IntEnum):
     VERSION_REPORT = 0xFD04  # signed: the gateway's vehicle manifest, or the ECU's own report
     PRECONDITIONS = 0xFD05
     VEHICLE_STATUS = 0xFD06  # unsigned summary: installed images by address, last bundle id
+    CERTIFICATE_REVOCATION_LIST = 0xFD07  # written: the issuing CA's CRL, to the gateway
 
 
 GATEWAY = 0x1000
