@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from secrets import token_urlsafe
 
 from sqlalchemy import select
 
@@ -30,6 +29,7 @@ from forecourt.core import Market
 from forecourt.demo.cloud import LocalCloud, open_cloud, open_pki
 from forecourt.demo.data import DemoWorld, generate_world
 from forecourt.demo.fleet import FleetCar, NotEnoughCars, activatable, bought_features, start_fleet
+from forecourt.demo.operators import seed_demo_operator
 from forecourt.demo.servers import console_server
 from forecourt.demo.state import DeploymentSecrets, DeploymentState
 from forecourt.edge.app import ConsoleSettings, create_app, feature_notices
@@ -43,8 +43,7 @@ from forecourt.edge.app.client import (
 )
 from forecourt.edge.app.consent import ANSWERABLE, ConsentAnswers, ConsentDesk
 from forecourt.edge.app.directory import DoipVehicleDirectory
-from forecourt.edge.operators import Operator, Role, bootstrap_first_admin
-from forecourt.edge.operators.errors import UsernameTaken
+from forecourt.edge.operators import Operator, PasswordHashing, Role
 from forecourt.edge.wiring import Edge, EdgeSettings, build_edge, ledger_verifier
 from forecourt.edge.workflow import ConsentCapture
 from forecourt.http.serving import BackgroundServer
@@ -201,26 +200,21 @@ def _operators(edge: Edge, directory: Path) -> dict[str, OperatorLogin]:
     if path.exists():
         return demo_operators(directory)
     dealer = edge.settings.dealer_id
-    admin = bootstrap_first_admin(edge.operators, dealer, username="admin")
-    actor = edge.operators.get(admin.operator_id)
-    logins = {
-        "admin": OperatorLogin("admin", admin.password, admin.totp_secret, None, "dealer_admin")
-    }
+    logins: dict[str, OperatorLogin] = {}
+    passwords = PasswordHashing()
     for username, name, role in (
+        ("admin", "Dealer administrator", Role.DEALER_ADMIN),
         ("tech", "Tina Technician", Role.TECHNICIAN),
         ("senior", "Sam Senior", Role.SENIOR_TECHNICIAN),
     ):
-        password = token_urlsafe(12)
-        try:
-            created = edge.operators.create_operator(
-                actor, dealer_id=dealer, username=username, display_name=name, role=role,
-                password=password,
-            )  # fmt: skip
-        except UsernameTaken:
-            continue
-        logins[username] = OperatorLogin(
-            username, password, created.enrolment.secret, None, role.value
-        )
+        seeded = seed_demo_operator(
+            edge.sessions, passwords, dealer_id=dealer, username=username, display_name=name,
+            role=role, now=edge.settings.clock(),
+        )  # fmt: skip
+        if seeded is not None:
+            logins[username] = OperatorLogin(
+                username, seeded.password, seeded.totp_secret, None, role.value
+            )
     write_private_json(
         path,
         {

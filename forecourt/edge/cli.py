@@ -61,12 +61,13 @@ from forecourt.edge.app.transport import (
 )
 from forecourt.edge.operators import (
     AlreadyBootstrapped,
+    NewOperator,
     OperatorError,
     OperatorService,
     Role,
     bootstrap_first_admin,
 )
-from forecourt.edge.operators.repository import OperatorRepository, to_operator
+from forecourt.edge.operators.repository import OperatorRepository
 from forecourt.edge.operators.totp import TotpEnrolment
 from forecourt.edge.wiring import EdgeSettings, ledger_verifier, start_edge
 from forecourt.logging import get_logger
@@ -733,7 +734,7 @@ def ledger_key_command(
 
 operator_app = typer.Typer(no_args_is_help=True)
 app.add_typer(
-    operator_app, name="operator", help="Operator accounts on this box: first admin, add."
+    operator_app, name="operator", help="Operator accounts on this box: first admin, add, enrol."
 )
 
 
@@ -770,40 +771,110 @@ def operator_bootstrap_command(  # noqa: PLR0917 - Typer maps each parameter to 
     _run(console, body)
 
 
+ENROLMENT_CODE_ENV = "FORECOURT_ENROLMENT_CODE"
+
+
 @operator_app.command("add")
 def operator_add_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     dealer_id: str = _DEALER,
-    username: str = typer.Option(..., "--username"),
-    role: Role = typer.Option(..., "--role"),
+    username: list[str] = typer.Option(..., "--username", help="New operator; repeat for more."),
+    role: list[Role] = typer.Option(..., "--role", help="Their role, one per --username."),
     by: str = typer.Option(
-        ..., "--by", help="The dealer admin or service manager who creates it (accountable)."
+        ..., "--by", help="The dealer admin who creates them (signs in: password and TOTP)."
     ),
-    display_name: str | None = typer.Option(None, "--display-name"),
+    totp: str | None = typer.Option(None, "--totp", help="--by's authenticator code (prompted)."),
+    display_name: str | None = typer.Option(None, "--display-name", help="One --username only."),
+    data_dir: Path | None = _DATA_DIR,
+    database_url: str | None = _EDGE_DB,
+) -> None:
+    """Add operators on this box as an authenticated dealer admin; prints each one-time code.
+
+    The admin signs in once (password from FORECOURT_OPERATOR_PASSWORD or a prompt, TOTP code), so
+    several operators are added with one code. Each new operator gets a one-time enrolment code
+    (valid 24 h) and sets their own password and authenticator with ``edge operator enrol``.
+    Senior technician, service manager and dealer admin wait for a second operator's approval.
+    """
+    console = Console(highlight=False)
+
+    def body() -> None:
+        if len(username) != len(role):
+            raise CliProblem("give one --role per --username")
+        if display_name is not None and len(username) != 1:
+            raise CliProblem("--display-name needs exactly one --username")
+        password = os.environ.get(PASSWORD_ENV) or str(
+            typer.prompt(f"Password of {by}", hide_input=True)
+        )
+        code = totp or str(typer.prompt(f"Authenticator code of {by}"))
+        settings = _edge_settings(dealer_id, data_dir, None, database_url)
+        with _accounts(settings) as (operators, _sessions):
+            try:
+                actor = operators.verify_credentials(dealer_id, by, password, code)
+            except OperatorError as exc:
+                raise CliProblem(f"{by} not signed in: {exc}", EXIT_REFUSED) from exc
+            for name, name_role in zip(username, role, strict=True):
+                try:
+                    created = operators.create_operator(
+                        actor, dealer_id=dealer_id, username=name,
+                        display_name=display_name or name, role=name_role,
+                    )  # fmt: skip
+                except OperatorError as exc:
+                    raise CliProblem(f"refused: {exc}", EXIT_REFUSED) from exc
+                _print_enrolment_code(name, name_role.value, created)
+
+    _run(console, body)
+
+
+def _print_enrolment_code(username: str, role: str, created: NewOperator) -> None:
+    """What the admin hands to the new operator: the code only (never a password or secret)."""
+    typer.echo(f"operator {username} ({role}) created")
+    typer.echo(
+        f"enrolment code {created.enrolment_code} "
+        f"(once, until {created.enrolment_expires_at.isoformat(timespec='minutes')})"
+    )
+    if created.review_id is not None:
+        typer.echo(f"role awaits a second operator's approval: review {created.review_id}")
+
+
+@operator_app.command("enrol")
+def operator_enrol_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    dealer_id: str = _DEALER,
+    username: str = typer.Option(..., "--username", help="Your username."),
+    totp: str | None = typer.Option(
+        None, "--totp", help="First code of the new authenticator: finishes the enrolment."
+    ),
     data_dir: Path | None = _DATA_DIR,
     database_url: str | None = _EDGE_DB,
     password_file: Path | None = typer.Option(
         None, "--password-file", dir_okay=False, help=f"Else {PASSWORD_ENV} or a prompt."
     ),
 ) -> None:
-    """Add an operator on this box, in the name of an operator allowed to manage accounts."""
+    """First sign-in with the one-time code from your admin (FORECOURT_ENROLMENT_CODE or prompt).
+
+    Without --totp: shows the QR code of your new authenticator secret. With --totp: sets your own
+    password and confirms the authenticator; the enrolment code is spent.
+    """
     console = Console(highlight=False)
 
     def body() -> None:
+        code = os.environ.get(ENROLMENT_CODE_ENV) or str(
+            typer.prompt("Enrolment code", hide_input=True)
+        )
         settings = _edge_settings(dealer_id, data_dir, None, database_url)
-        with _accounts(settings) as (operators, sessions):
-            with sessions() as s:
-                row = OperatorRepository(s).by_username(dealer_id, by)
-                actor = to_operator(row) if row is not None else None
-            if actor is None:
-                raise CliProblem(f"no operator {by!r} at {dealer_id}", 1)
+        with _accounts(settings) as (operators, _sessions):
             try:
-                created = operators.create_operator(
-                    actor, dealer_id=dealer_id, username=username,
-                    display_name=display_name or username, role=role,
-                    password=_new_password(password_file),
-                )  # fmt: skip
+                if totp is None:
+                    enrolment = operators.begin_enrolment(dealer_id, username, code)
+                else:
+                    new_password = _new_password(password_file)
+                    operators.complete_enrolment(dealer_id, username, code, new_password, totp)
             except OperatorError as exc:
                 raise CliProblem(f"refused: {exc}", EXIT_REFUSED) from exc
-        _print_enrolment(username, role.value, created.enrolment)
+        if totp is None:
+            typer.echo(enrolment.qr_terminal_text())
+            typer.echo(f"TOTP secret {enrolment.secret} (add it to your authenticator now)")
+            typer.echo(f"otpauth URI {enrolment.provisioning_uri}")
+            typer.echo("then run again with --totp CODE to choose your password")
+        else:
+            typer.echo(f"operator {username} enrolled")
 
     _run(console, body)

@@ -74,6 +74,14 @@ class EdgeOperator(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: SHA-256 of the one-time enrolment code the creator hands over; None once used.
+    enrolment_code_sha256: Mapped[str | None] = mapped_column(String(SHA256_HEX_LEN))
+    #: The enrolment code is refused after this instant.
+    enrolment_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: A reviewer-capable role waiting for a second operator's approval (``operator_privilege``).
+    pending_role: Mapped[str | None] = mapped_column(String(32))
+    #: True while a new account's role awaits approval: the account is inactive until then.
+    awaiting_approval: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
 
 class EdgeSession(Base):

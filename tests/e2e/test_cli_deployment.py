@@ -162,10 +162,46 @@ def _password(password: str) -> dict[str, str]:
     return {"FORECOURT_OPERATOR_PASSWORD": password}
 
 
-def _login(username: str, password: str, secret: str) -> tuple[list[str], dict[str, str]]:
-    """Options naming the operator and this time step's code; the password in the environment."""
-    code = pyotp.TOTP(secret).now()
-    return ["--username", username, "--totp", code], _password(password)
+class Phone:
+    """An operator's authenticator. The edge accepts each 30 s step once (replay protection) and
+    ±1 step of drift, so a second use shows the code of the step after the last one used: valid
+    now (as the next step's, within drift) or later (as the current one) — no waiting."""
+
+    def __init__(self, secret: str) -> None:
+        self._totp = pyotp.TOTP(secret)
+        self._last: float | None = None
+
+    def code(self) -> str:
+        at = time.time() if self._last is None else max(time.time(), self._last + 30)
+        self._last = at
+        return self._totp.at(at)
+
+
+def _login(username: str, password: str, phone: Phone) -> tuple[list[str], dict[str, str]]:
+    """Options naming the operator and a fresh code; the password in the environment."""
+    return ["--username", username, "--totp", phone.code()], _password(password)
+
+
+def _enrolment_code(output: str, username: str) -> str:
+    found = re.search(rf"operator {username} .*\nenrolment code ([A-Z2-7-]+) ", output)
+    assert found, output
+    return found.group(1)
+
+
+def _enrol(
+    deployment: Deployment, edge_dir: list[str], username: str, code: str, password: str
+) -> Phone:
+    """The new operator's first sign-in: scan the secret, then choose the password."""
+    env = {"FORECOURT_ENROLMENT_CODE": code}
+    shown = deployment.run(
+        "edge", "operator", "enrol", *edge_dir, "--username", username, extra=env
+    )
+    phone = Phone(_secret(shown))
+    deployment.run(
+        "edge", "operator", "enrol", *edge_dir, "--username", username, "--totp", phone.code(),
+        extra=env | _password(password),
+    )  # fmt: skip
+    return phone
 
 
 def test_documented_commands_deploy_separate_processes_and_activate_a_car(
@@ -232,31 +268,41 @@ def test_documented_commands_deploy_separate_processes_and_activate_a_car(
         "--sync-interval", "0.5", "--checkpoint-interval", "0.5",
     )  # fmt: skip
     _until("edge /healthz", deployment, lambda: _answers(f"{edge_url}/healthz"))
-    admin = _secret(
-        run(
-            "edge", "operator", "bootstrap", *edge_dir,
-            extra={"FORECOURT_OPERATOR_PASSWORD": ADMIN_PASSWORD},
+    admin = Phone(
+        _secret(
+            run(
+                "edge", "operator", "bootstrap", *edge_dir,
+                extra={"FORECOURT_OPERATOR_PASSWORD": ADMIN_PASSWORD},
+            )
         )
     )  # fmt: skip
+    # The admin signs in once (password and code) and adds both; each gets a one-time code only.
+    added = run(
+        "edge", "operator", "add", *edge_dir, "--by", "admin", "--totp", admin.code(),
+        "--username", "tina", "--role", "technician", "--username", "audrey", "--role", "auditor",
+        extra=_password(ADMIN_PASSWORD),
+    )  # fmt: skip
+    assert "TOTP secret" not in added and "password" not in added
     options, secret_env = _login("admin", ADMIN_PASSWORD, admin)
-    add = ("edge", "operator", "add", *edge_dir, "--by", "admin")
     consent = ("edge", "consent", vin, "--agree-all", "--subject-ref", "crm:customer-0001")
-    tech, auditor, _ = deployment.run_together(
-        ((*add, "--username", "tina", "--role", "technician"), _password(TECH_PASSWORD)),
-        ((*add, "--username", "audrey", "--role", "auditor"), _password(AUDIT_PASSWORD)),
-        ((*consent, "--edge", edge_url, *options), secret_env),
-    )
-    accounts = {"tina": _secret(tech), "audrey": _secret(auditor)}
+    run(*consent, "--edge", edge_url, *options, extra=secret_env)
+    # Each new operator enrols their own authenticator and chooses their own password.
+    phones = {
+        "tina": _enrol(deployment, edge_dir, "tina", _enrolment_code(added, "tina"), TECH_PASSWORD),
+        "audrey": _enrol(
+            deployment, edge_dir, "audrey", _enrolment_code(added, "audrey"), AUDIT_PASSWORD
+        ),
+    }
 
     # The technician activates the car from the command line; the car is done.
-    options, secret_env = _login("tina", TECH_PASSWORD, accounts["tina"])
+    options, secret_env = _login("tina", TECH_PASSWORD, phones["tina"])
     activated = run(
         "activate", vin, "--features", features, "--edge", edge_url, *options, extra=secret_env
     )
     assert f"{vin} activated" in activated
 
     # The auditor reads the self-check: this edge, this dealer, the cloud reachable.
-    options, secret_env = _login("audrey", AUDIT_PASSWORD, accounts["audrey"])
+    options, secret_env = _login("audrey", AUDIT_PASSWORD, phones["audrey"])
     status = json.loads(
         run("edge", "status", "--edge", edge_url, "--json", *options, extra=secret_env).split(
             "\n", 1

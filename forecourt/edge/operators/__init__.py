@@ -5,7 +5,11 @@ Public API (everything else is internal)::
     require(operator, permission, dealer_id)          # the one server-side permission check
     OperatorService(sessionmaker, clock=, policy=, passwords=)
         .login / .authenticate / .check_csrf / .logout / .change_password / .verify_step_up
-        .create_operator / .begin_totp_enrolment / .confirm_totp_enrolment / .unlock / ...
+        .create_operator -> NewOperator (one-time enrolment code; reviewer-capable roles wait
+                            for an operator_privilege review)
+        .begin_enrolment / .complete_enrolment      # first sign-in: own password, own TOTP
+        .verify_credentials                         # password + TOTP for a one-shot CLI command
+        .set_role / .set_active / .unlock / .begin_totp_enrolment / .confirm_totp_enrolment
     ReviewService(sessionmaker, operator_service, clock=, policy=)
         .request / .approve / .reject / .mark_executed / .get / .list_for_dealer / .expire_due
     bootstrap_first_admin(operator_service, dealer_id) -> BootstrapCredentials
@@ -20,10 +24,12 @@ from forecourt.edge.operators.errors import (
     AccountLocked,
     AuthenticationFailed,
     CsrfMismatch,
+    EnrolmentRefused,
     OperatorError,
     OperatorNotFound,
     PasswordPolicyViolation,
     PermissionDenied,
+    PrivilegeChangePending,
     ReviewerNotQualified,
     ReviewError,
     ReviewExpired,
@@ -32,6 +38,7 @@ from forecourt.edge.operators.errors import (
     SelfReviewRefused,
     SessionInvalid,
     StepUpFailed,
+    SubjectReviewRefused,
     TotpEnrolmentError,
     UsernameTaken,
 )
@@ -42,6 +49,7 @@ from forecourt.edge.operators.review_service import ReviewService
 from forecourt.edge.operators.reviews import (
     APPROVER_ROLES,
     REQUEST_PERMISSION,
+    REVIEWER_CAPABLE,
     Review,
     ReviewKind,
     ReviewState,
@@ -50,6 +58,7 @@ from forecourt.edge.operators.roles import PERMISSION_MATRIX, Permission, Role, 
 from forecourt.edge.operators.service import (
     AlreadyBootstrapped,
     AuthenticatedSession,
+    FirstAdmin,
     LoginResult,
     NewOperator,
     OperatorService,
@@ -60,6 +69,7 @@ __all__ = [
     "APPROVER_ROLES",
     "PERMISSION_MATRIX",
     "REQUEST_PERMISSION",
+    "REVIEWER_CAPABLE",
     "AccountLocked",
     "AlreadyBootstrapped",
     "AuthenticatedSession",
@@ -67,6 +77,8 @@ __all__ = [
     "BootstrapCredentials",
     "Clock",
     "CsrfMismatch",
+    "EnrolmentRefused",
+    "FirstAdmin",
     "LoginResult",
     "NewOperator",
     "Operator",
@@ -78,6 +90,7 @@ __all__ = [
     "PasswordPolicyViolation",
     "Permission",
     "PermissionDenied",
+    "PrivilegeChangePending",
     "Review",
     "ReviewError",
     "ReviewExpired",
@@ -92,6 +105,7 @@ __all__ = [
     "SelfReviewRefused",
     "SessionInvalid",
     "StepUpFailed",
+    "SubjectReviewRefused",
     "TotpEnrolment",
     "TotpEnrolmentError",
     "UsernameTaken",

@@ -12,9 +12,12 @@
     ├── UsernameTaken
     ├── PasswordPolicyViolation
     ├── TotpEnrolmentError        confirming an enrolment that does not exist or with a wrong code
+    ├── EnrolmentRefused          first sign-in with an unknown, used, expired or wrong code
+    ├── PrivilegeChangePending    a reviewer-capable role awaits approval; the change is refused
     └── ReviewError
         ├── ReviewNotFound
         ├── SelfReviewRefused     the reviewer is the requester (four-eyes), whatever their role
+        ├── SubjectReviewRefused  the reviewer is the account an operator_privilege request is about
         ├── ReviewerNotQualified  the reviewer's role may not decide this kind of request
         ├── ReviewExpired
         ├── ReviewStateConflict   the request is not in the state the operation needs
@@ -105,6 +108,27 @@ class TotpEnrolmentError(OperatorError):
         self.reason = reason
 
 
+class EnrolmentRefused(OperatorError):
+    """A first sign-in with an enrolment code was refused; ``reason`` is a stable code.
+
+    Reasons: ``unknown``, ``wrong_code``, ``expired``, ``used`` (no code is pending), ``inactive``,
+    ``locked``, ``wrong_totp``. A login page shows one message for all of them.
+    """
+
+    def __init__(self, username: str, reason: str) -> None:
+        super().__init__(f"enrolment of {username!r} refused: {reason}")
+        self.username = username
+        self.reason = reason
+
+
+class PrivilegeChangePending(OperatorError):
+    """The account's role awaits an ``operator_privilege`` review; no other change meanwhile."""
+
+    def __init__(self, operator_id: str, detail: str) -> None:
+        super().__init__(f"operator {operator_id}: {detail}")
+        self.operator_id = operator_id
+
+
 class ReviewError(OperatorError):
     """Root of dual-review refusals; every one names the request it concerns."""
 
@@ -123,6 +147,14 @@ class SelfReviewRefused(ReviewError):
 
     def __init__(self, request_id: str, operator_id: str) -> None:
         super().__init__(request_id, f"operator {operator_id} requested it and may not decide it")
+        self.operator_id = operator_id
+
+
+class SubjectReviewRefused(ReviewError):
+    """The reviewer is the operator the request is about (their own privilege): never allowed."""
+
+    def __init__(self, request_id: str, operator_id: str) -> None:
+        super().__init__(request_id, f"operator {operator_id} is its subject and may not decide it")
         self.operator_id = operator_id
 
 

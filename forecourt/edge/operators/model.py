@@ -20,3 +20,7 @@ class Operator:
     active: bool
     totp_enrolled: bool
     locked_until: datetime | None = None
+    #: A reviewer-capable role requested for this account, waiting for a second operator.
+    pending_role: Role | None = None
+    #: A new account whose role awaits approval: it stays inactive until approved.
+    awaiting_approval: bool = False

@@ -16,6 +16,8 @@ from forecourt.edge.operators.errors import PasswordPolicyViolation
 MIN_PASSWORD_LENGTH = 12
 #: Beyond this a "password" is more likely a pasted file; refusing bounds the hashing work too.
 MAX_PASSWORD_LENGTH = 256
+#: Stored for an account whose owner has not enrolled yet: no password ever verifies against it.
+UNUSABLE_PASSWORD = "!unset"  # noqa: S105 - not a password: a marker no hash matches
 
 
 class PasswordHashing:

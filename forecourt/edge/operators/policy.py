@@ -18,12 +18,16 @@ class OperatorPolicy:
     session_idle_timeout: timedelta = timedelta(minutes=30)
     #: Issuer shown in authenticator apps.
     totp_issuer: str = "Forecourt"
+    #: How long a new operator's one-time enrolment code is accepted.
+    enrolment_code_ttl: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:
         if self.max_failed_attempts < 1:
             raise ValueError("max_failed_attempts must be at least 1")
         if self.lockout_period <= timedelta(0):
             raise ValueError("lockout_period must be positive")
+        if self.enrolment_code_ttl <= timedelta(0):
+            raise ValueError("enrolment_code_ttl must be positive")
         if not timedelta(0) < self.session_idle_timeout <= self.session_lifetime:
             raise ValueError("need 0 < session_idle_timeout <= session_lifetime")
 

@@ -31,6 +31,8 @@ def to_operator(row: EdgeOperator) -> Operator:
         active=row.active,
         totp_enrolled=row.totp_secret is not None,
         locked_until=row.locked_until,
+        pending_role=None if row.pending_role is None else Role(row.pending_role),
+        awaiting_approval=row.awaiting_approval,
     )
 
 

@@ -8,12 +8,13 @@ validate the request and the reviewer; consume the reviewer's TOTP code; then mo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from forecourt.edge.operators import events, privilege
 from forecourt.edge.operators.authz import require
 from forecourt.edge.operators.clock import Clock, system_clock
 from forecourt.edge.operators.errors import (
@@ -25,18 +26,19 @@ from forecourt.edge.operators.errors import (
     ReviewStateConflict,
     SelfReviewRefused,
     StepUpFailed,
+    SubjectReviewRefused,
 )
 from forecourt.edge.operators.model import Operator
 from forecourt.edge.operators.policy import ReviewPolicy
+from forecourt.edge.operators.privilege import new_review_row
 from forecourt.edge.operators.repository import ReviewRepository, to_review
 from forecourt.edge.operators.reviews import (
     APPROVER_ROLES,
     REQUEST_PERMISSION,
+    SUBJECT_KEY,
     Review,
     ReviewKind,
     ReviewState,
-    canonical_payload,
-    payload_digest,
 )
 from forecourt.edge.operators.roles import Permission
 from forecourt.edge.operators.service import OperatorService
@@ -71,27 +73,20 @@ class ReviewService:
     ) -> Review:
         """Open a request for ``kind`` at ``dealer_id``; the requester needs its permission."""
         require(requester, REQUEST_PERMISSION[kind], dealer_id)
-        canonical_payload(payload)  # refuses what is not plain JSON before anything is stored
-        now = self._clock()
-        row = EdgeReviewRequest(
-            id=str(uuid.uuid4()),
+        if kind is ReviewKind.OPERATOR_PRIVILEGE:
+            raise OperatorError("operator_privilege requests come from account changes only")
+        row = new_review_row(
+            kind=kind,
+            payload=payload,
             dealer_id=dealer_id,
-            kind=kind.value,
-            state=ReviewState.PENDING.value,
-            payload=dict(payload),
-            payload_sha256=payload_digest(payload),
-            reason=reason,
             requester_id=requester.id,
-            reviewer_id=None,
-            executor_id=None,
-            decision_note=None,
-            created_at=now,
-            expires_at=now + self.policy.request_ttl,
-            decided_at=None,
-            executed_at=None,
+            reason=reason,
+            now=self._clock(),
+            ttl=self.policy.request_ttl,
         )
         with self._sessions.begin() as s:
             ReviewRepository(s).add(row)
+            events.review_event(s, events.REVIEW_REQUESTED, row, requester.id)
             review = to_review(row)
         _log.info(
             "review_requested",
@@ -167,6 +162,8 @@ class ReviewService:
             )
             s.refresh(row)
             state = ReviewState(row.state)
+            if moved:
+                events.review_event(s, events.REVIEW_EXECUTED, row, executor.id, now)
         if moved:
             _log.info("review_executed", request_id=request_id, executor_id=executor.id)
             return True
@@ -196,6 +193,8 @@ class ReviewService:
                 error = ReviewStateConflict(request_id, row.state, (ReviewState.PENDING.value,))
             elif row.requester_id == reviewer.id:
                 error = SelfReviewRefused(request_id, reviewer.id)
+            elif row.payload.get(SUBJECT_KEY) == reviewer.id:
+                error = SubjectReviewRefused(request_id, reviewer.id)
             elif reviewer.role not in APPROVER_ROLES[kind]:
                 error = ReviewerNotQualified(request_id, reviewer.id, reviewer.role.value, kind)
         if error is not None:
@@ -220,6 +219,8 @@ class ReviewService:
             row = repo.get(request_id)
             assert row is not None
             s.refresh(row)
+            if moved:
+                self._apply(s, row, reviewer, to, now)
             review = to_review(row)
         if not moved:
             # Someone decided first, or the deadline passed between the checks and now.
@@ -236,6 +237,33 @@ class ReviewService:
             payload_sha256=review.payload_sha256,
         )
         return review
+
+    @staticmethod
+    def _apply(
+        s: Session, row: EdgeReviewRequest, reviewer: Operator, to: ReviewState, now: datetime
+    ) -> None:
+        """Ledger the decision; an ``operator_privilege`` decision takes effect at once."""
+        decided = events.REVIEW_APPROVED if to is ReviewState.APPROVED else events.REVIEW_REJECTED
+        events.review_event(s, decided, row, reviewer.id, now)
+        if row.kind != ReviewKind.OPERATOR_PRIVILEGE.value:
+            return
+        if to is ReviewState.REJECTED:
+            privilege.apply_rejected(s, row)
+            return
+        try:
+            privilege.apply_approved(s, row, now)
+        except LookupError as exc:
+            raise ReviewStateConflict(row.id, "stale", ("pending",)) from exc
+        repo = ReviewRepository(s)
+        repo.transition(
+            row.id,
+            ReviewState.APPROVED,
+            ReviewState.EXECUTED,
+            executor_id=row.requester_id,
+            executed_at=now,
+        )
+        s.refresh(row)
+        events.review_event(s, events.REVIEW_EXECUTED, row, reviewer.id, now)
 
     @staticmethod
     def _refused(request_id: str, operator: Operator, reason: str) -> None:

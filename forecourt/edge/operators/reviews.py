@@ -26,11 +26,15 @@ reactivation        senior_technician, service_manager, admin   activation.start
 feature_revocation  senior_technician, service_manager, admin   feature.revoke.request
 offline_use         senior_technician, service_manager, admin   offline.use.request
 override            service_manager, dealer_admin               override.request
+operator_privilege  service_manager, dealer_admin               operator.manage
 ==================  ==========================================  ==========================
 
 Batch activation, a car not assigned to this dealer and overrides widen what one action can do
 or bypass a check, so they need management; the others are routine risks a senior technician can
-judge at the car.
+judge at the car. ``operator_privilege`` is a new account with, or a promotion to, a
+reviewer-capable role (:data:`REVIEWER_CAPABLE`): without it one dealer admin could mint the
+second pair of eyes of every other review. Its payload names the account (``subject_id``), who is
+never its own reviewer either; approving it applies the role in the same transaction.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class ReviewKind(StrEnum):
     FEATURE_REVOCATION = "feature_revocation"
     OFFLINE_USE = "offline_use"
     OVERRIDE = "override"
+    OPERATOR_PRIVILEGE = "operator_privilege"  # a reviewer-capable role for an account
 
 
 class ReviewState(StrEnum):
@@ -67,6 +72,12 @@ class ReviewState(StrEnum):
 _MANAGEMENT = frozenset({Role.SERVICE_MANAGER, Role.DEALER_ADMIN})
 _REVIEWERS = frozenset({Role.SENIOR_TECHNICIAN, Role.SERVICE_MANAGER, Role.DEALER_ADMIN})
 
+#: Roles that may approve some review: granting one is itself an ``operator_privilege`` review.
+REVIEWER_CAPABLE: frozenset[Role] = _REVIEWERS
+
+#: The payload key naming the operator a request is about; that operator never decides it.
+SUBJECT_KEY = "subject_id"
+
 #: kind → roles that may approve or reject it (always also: not the requester, same dealer).
 APPROVER_ROLES: Mapping[ReviewKind, frozenset[Role]] = MappingProxyType(
     {
@@ -76,6 +87,7 @@ APPROVER_ROLES: Mapping[ReviewKind, frozenset[Role]] = MappingProxyType(
         ReviewKind.FEATURE_REVOCATION: _REVIEWERS,
         ReviewKind.OFFLINE_USE: _REVIEWERS,
         ReviewKind.OVERRIDE: _MANAGEMENT,
+        ReviewKind.OPERATOR_PRIVILEGE: _MANAGEMENT,
     }
 )
 
@@ -88,6 +100,7 @@ REQUEST_PERMISSION: Mapping[ReviewKind, Permission] = MappingProxyType(
         ReviewKind.FEATURE_REVOCATION: Permission.FEATURE_REVOKE_REQUEST,
         ReviewKind.OFFLINE_USE: Permission.OFFLINE_USE_REQUEST,
         ReviewKind.OVERRIDE: Permission.OVERRIDE_REQUEST,
+        ReviewKind.OPERATOR_PRIVILEGE: Permission.OPERATOR_MANAGE,
     }
 )
 

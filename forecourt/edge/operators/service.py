@@ -15,27 +15,42 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from forecourt.edge.operators import totp
+from forecourt.edge.operators import events, totp
 from forecourt.edge.operators.authz import require
 from forecourt.edge.operators.clock import Clock, system_clock
+from forecourt.edge.operators.enrolment import code_digest, code_matches, new_enrolment_code
 from forecourt.edge.operators.errors import (
     AccountLocked,
     AuthenticationFailed,
     CsrfMismatch,
+    EnrolmentRefused,
     OperatorError,
     OperatorNotFound,
+    PrivilegeChangePending,
     SessionInvalid,
     TotpEnrolmentError,
     UsernameTaken,
 )
 from forecourt.edge.operators.model import Operator
-from forecourt.edge.operators.passwords import PasswordHashing, check_password_policy
-from forecourt.edge.operators.policy import OperatorPolicy
+from forecourt.edge.operators.passwords import (
+    UNUSABLE_PASSWORD,
+    PasswordHashing,
+    check_password_policy,
+)
+from forecourt.edge.operators.policy import OperatorPolicy, ReviewPolicy
+from forecourt.edge.operators.privilege import (
+    CHANGE_CREATE,
+    CHANGE_PROMOTE,
+    new_review_row,
+    privilege_payload,
+)
 from forecourt.edge.operators.repository import (
     OperatorRepository,
+    ReviewRepository,
     SessionRepository,
     to_operator,
 )
+from forecourt.edge.operators.reviews import REVIEWER_CAPABLE, ReviewKind
 from forecourt.edge.operators.roles import Permission, Role
 from forecourt.edge.operators.tokens import new_token, token_digest, tokens_equal
 from forecourt.edge.operators.totp import TotpEnrolment
@@ -55,7 +70,26 @@ class AlreadyBootstrapped(OperatorError):
 
 @dataclass(frozen=True, slots=True)
 class NewOperator:
-    """A created account and the TOTP enrolment to hand to its owner (the first code confirms)."""
+    """A created account and the one-time code its owner needs for their first sign-in.
+
+    The creator hands ``enrolment_code`` to the new operator; it is never a password or a TOTP
+    secret (the operator chooses and enrols those). ``review_id`` names the ``operator_privilege``
+    request a reviewer-capable role waits on (None for technician and auditor). ``repr`` hides the
+    code.
+    """
+
+    operator: Operator
+    enrolment_code: str
+    enrolment_expires_at: datetime
+    review_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"NewOperator(operator={self.operator.id}, enrolment_code=[redacted])"
+
+
+@dataclass(frozen=True, slots=True)
+class FirstAdmin:
+    """The dealer's first admin: created by the person at the box, who chose the password."""
 
     operator: Operator
     enrolment: TotpEnrolment
@@ -103,11 +137,13 @@ class OperatorService:
         clock: Clock = system_clock,
         policy: OperatorPolicy | None = None,
         passwords: PasswordHashing | None = None,
+        review_policy: ReviewPolicy | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self.policy = policy or OperatorPolicy()
         self._passwords = passwords or PasswordHashing()
+        self._review_policy = review_policy or ReviewPolicy()
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -119,46 +155,83 @@ class OperatorService:
         username: str,
         display_name: str,
         role: Role,
-        password: str,
+        reason: str = "new operator",
     ) -> NewOperator:
-        """Create an account at ``dealer_id`` (``operator.manage`` there); TOTP pending its code."""
+        """Create an account at ``dealer_id`` (``operator.manage`` there) with an enrolment code.
+
+        A reviewer-capable role opens an ``operator_privilege`` review in the same transaction; the
+        account stays inactive until another qualified operator approves it.
+        """
         require(actor, Permission.OPERATOR_MANAGE, dealer_id)
-        created = self._create(dealer_id, username, display_name, role, password)
+        now = self._clock()
+        code = new_enrolment_code()
+        elevated = role in REVIEWER_CAPABLE
+        row = self._new_row(dealer_id, username, display_name, role, now)
+        row.enrolment_code_sha256 = code_digest(code)
+        row.enrolment_expires_at = now + self.policy.enrolment_code_ttl
+        row.active = not elevated
+        row.awaiting_approval = elevated
+        row.pending_role = role.value if elevated else None
+        review_id: str | None = None
+        with self._sessions.begin() as s:
+            repo = OperatorRepository(s)
+            if repo.exists(dealer_id, username):
+                raise UsernameTaken(dealer_id, username)
+            repo.add(row)
+            events.operator_event(s, events.OPERATOR_CREATED, now, actor.id, row, role=role.value)
+            if elevated:
+                review_id = self._open_privilege_review(s, actor, row, role, CHANGE_CREATE, reason)
+            operator = to_operator(row)
         _log.info(
             "operator_created",
-            operator_id=created.operator.id,
+            operator_id=operator.id,
             dealer_id=dealer_id,
             role=role.value,
             by=actor.id,
+            review_id=review_id,
         )
-        return created
+        return NewOperator(operator, code, now + self.policy.enrolment_code_ttl, review_id)
 
     def bootstrap_admin(
         self, dealer_id: str, username: str, display_name: str, password: str
-    ) -> NewOperator:
-        """Create the dealer's first ``dealer_admin``; refused once the dealer has any operator."""
-        with self._sessions.begin() as s:
-            if OperatorRepository(s).count_for_dealer(dealer_id) > 0:
-                raise AlreadyBootstrapped(dealer_id)
-        created = self._create(dealer_id, username, display_name, Role.DEALER_ADMIN, password)
-        _log.info("operator_bootstrapped", operator_id=created.operator.id, dealer_id=dealer_id)
-        return created
+    ) -> FirstAdmin:
+        """Create the dealer's first ``dealer_admin``; refused once the dealer has any operator.
 
-    def _create(
-        self, dealer_id: str, username: str, display_name: str, role: Role, password: str
-    ) -> NewOperator:
+        The person at the box chooses the password and enrols the TOTP shown (confirmed by their
+        first code); nobody else is involved, so there is no creator to keep the secrets from and
+        no second operator to review the role yet.
+        """
         check_password_policy(password, username)
         now = self._clock()
         secret = totp.new_secret()
-        row = EdgeOperator(
+        row = self._new_row(dealer_id, username, display_name, Role.DEALER_ADMIN, now)
+        row.password_hash = self._passwords.hash(password)
+        row.totp_pending_secret = secret
+        with self._sessions.begin() as s:
+            repo = OperatorRepository(s)
+            if repo.count_for_dealer(dealer_id) > 0:
+                raise AlreadyBootstrapped(dealer_id)
+            repo.add(row)
+            events.operator_event(
+                s, events.OPERATOR_CREATED, now, row.id, row, role=Role.DEALER_ADMIN.value
+            )
+            operator = to_operator(row)
+        _log.info("operator_bootstrapped", operator_id=operator.id, dealer_id=dealer_id)
+        enrolment = totp.enrolment_for(secret, username, dealer_id, self.policy.totp_issuer)
+        return FirstAdmin(operator, enrolment)
+
+    def _new_row(
+        self, dealer_id: str, username: str, display_name: str, role: Role, now: datetime
+    ) -> EdgeOperator:
+        return EdgeOperator(
             id=str(uuid.uuid4()),
             dealer_id=dealer_id,
             username=username,
             display_name=display_name,
             role=role.value,
-            password_hash=self._passwords.hash(password),
+            password_hash=UNUSABLE_PASSWORD,
             totp_secret=None,
-            totp_pending_secret=secret,
+            totp_pending_secret=None,
             totp_last_step=None,
             failed_attempts=0,
             locked_until=None,
@@ -166,15 +239,41 @@ class OperatorService:
             created_at=now,
             password_changed_at=now,
             last_login_at=None,
+            enrolment_code_sha256=None,
+            enrolment_expires_at=None,
+            pending_role=None,
+            awaiting_approval=False,
         )
-        with self._sessions.begin() as s:
-            repo = OperatorRepository(s)
-            if repo.exists(dealer_id, username):
-                raise UsernameTaken(dealer_id, username)
-            repo.add(row)
-            operator = to_operator(row)
-        enrolment = totp.enrolment_for(secret, username, dealer_id, self.policy.totp_issuer)
-        return NewOperator(operator=operator, enrolment=enrolment)
+
+    def _open_privilege_review(  # noqa: PLR0917 - internal, one call site per change kind
+        self,
+        s: Session,
+        actor: Operator,
+        subject: EdgeOperator,
+        role: Role,
+        change: str,
+        reason: str,
+    ) -> str:
+        review = new_review_row(
+            kind=ReviewKind.OPERATOR_PRIVILEGE,
+            payload=privilege_payload(subject, role, change),
+            dealer_id=subject.dealer_id,
+            requester_id=actor.id,
+            reason=reason,
+            now=self._clock(),
+            ttl=self._review_policy.request_ttl,
+        )
+        ReviewRepository(s).add(review)
+        events.review_event(s, events.REVIEW_REQUESTED, review, actor.id)
+        _log.info(
+            "review_requested",
+            request_id=review.id,
+            kind=review.kind,
+            dealer_id=subject.dealer_id,
+            requester_id=actor.id,
+            payload_sha256=review.payload_sha256,
+        )
+        return review.id
 
     def get(self, operator_id: str) -> Operator:
         with self._sessions.begin() as s:
@@ -189,26 +288,57 @@ class OperatorService:
             return [to_operator(r) for r in OperatorRepository(s).list_for_dealer(dealer_id)]
 
     def set_active(self, actor: Operator, operator_id: str, active: bool) -> Operator:
-        """Enable or disable an account; disabling ends its sessions at once."""
+        """Enable or disable an account; disabling ends its sessions at once.
+
+        An account whose role still awaits approval cannot be enabled: that would skip the review.
+        """
+        now = self._clock()
         with self._sessions.begin() as s:
             row = self._managed_row(s, actor, operator_id)
+            if active and row.awaiting_approval:
+                raise PrivilegeChangePending(operator_id, "its role awaits a second operator")
             row.active = active
             if not active:
-                SessionRepository(s).revoke_all_for(row.id, self._clock(), "deactivated")
+                SessionRepository(s).revoke_all_for(row.id, now, "deactivated")
+            kind = events.OPERATOR_ACTIVATED if active else events.OPERATOR_DEACTIVATED
+            events.operator_event(s, kind, now, actor.id, row)
             result = to_operator(row)
         _log.info("operator_active_set", operator_id=operator_id, active=active, by=actor.id)
         return result
 
-    def set_role(self, actor: Operator, operator_id: str, role: Role) -> Operator:
-        """Change a role; sessions end so that no page keeps showing the old powers."""
+    def set_role(
+        self, actor: Operator, operator_id: str, role: Role, *, reason: str = "role change"
+    ) -> Operator:
+        """Change a role; sessions end so that no page keeps showing the old powers.
+
+        A reviewer-capable role is not given here: an ``operator_privilege`` review is opened and
+        the account keeps its role until another qualified operator approves (see
+        :mod:`forecourt.edge.operators.privilege`). Lowering a role needs no second operator.
+        """
         if actor.id == operator_id:
             raise OperatorError("an operator may not change their own role")
+        now = self._clock()
         with self._sessions.begin() as s:
             row = self._managed_row(s, actor, operator_id)
-            row.role = role.value
-            SessionRepository(s).revoke_all_for(row.id, self._clock(), "role_changed")
+            if row.pending_role is not None:
+                raise PrivilegeChangePending(operator_id, f"{row.pending_role} awaits review")
+            if role in REVIEWER_CAPABLE and role.value != row.role:
+                row.pending_role = role.value
+                self._open_privilege_review(s, actor, row, role, CHANGE_PROMOTE, reason)
+            else:
+                row.role = role.value
+                SessionRepository(s).revoke_all_for(row.id, now, "role_changed")
+                events.operator_event(
+                    s, events.OPERATOR_ROLE_CHANGED, now, actor.id, row, role=role.value
+                )
             result = to_operator(row)
-        _log.info("operator_role_set", operator_id=operator_id, role=role.value, by=actor.id)
+        _log.info(
+            "operator_role_set",
+            operator_id=operator_id,
+            role=role.value,
+            pending=result.pending_role is not None,
+            by=actor.id,
+        )
         return result
 
     def unlock(self, actor: Operator, operator_id: str) -> Operator:
@@ -227,6 +357,117 @@ class OperatorService:
             raise OperatorNotFound(operator_id)
         require(actor, Permission.OPERATOR_MANAGE, row.dealer_id)
         return row
+
+    # -- first sign-in with an enrolment code -------------------------------------------------
+
+    def begin_enrolment(self, dealer_id: str, username: str, code: str) -> TotpEnrolment:
+        """Check the one-time code and give the new operator a TOTP secret to scan (QR).
+
+        The code stays valid (it is spent by :meth:`complete_enrolment`); asking again replaces the
+        pending secret. A wrong code counts towards the lock-out like a wrong password.
+        """
+        now = self._clock()
+        secret = totp.new_secret()
+        refusal: EnrolmentRefused | None = None
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).by_username(dealer_id, username, for_update=True)
+            refusal = self._check_enrolment_code(s, row, username, code, now)
+            if refusal is None:
+                assert row is not None
+                row.totp_pending_secret = secret
+        if refusal is not None:
+            raise refusal
+        _log.info("enrolment_started", dealer_id=dealer_id, username=username)
+        return totp.enrolment_for(secret, username, dealer_id, self.policy.totp_issuer)
+
+    def complete_enrolment(
+        self, dealer_id: str, username: str, code: str, password: str, totp_code: str
+    ) -> Operator:
+        """Spend the one-time code: set the operator's own password and confirm their TOTP.
+
+        ``totp_code`` must come from the secret :meth:`begin_enrolment` gave; its time step is
+        consumed like a login code. After this the code is gone and the account signs in normally.
+        """
+        check_password_policy(password, username)
+        now = self._clock()
+        refusal: EnrolmentRefused | None = None
+        result: Operator | None = None
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).by_username(dealer_id, username, for_update=True)
+            refusal = self._check_enrolment_code(s, row, username, code, now)
+            if refusal is None:
+                assert row is not None
+                step = None
+                if row.totp_pending_secret is not None:
+                    step = totp.match_step(row.totp_pending_secret, totp_code, now, None)
+                if step is None:
+                    refusal = self._enrolment_failure(s, row, "wrong_totp", now)
+                else:
+                    row.totp_secret, row.totp_pending_secret = row.totp_pending_secret, None
+                    row.totp_last_step = step
+                    row.password_hash = self._passwords.hash(password)
+                    row.password_changed_at = now
+                    row.enrolment_code_sha256 = row.enrolment_expires_at = None
+                    row.failed_attempts = 0
+                    events.operator_event(s, events.OPERATOR_ENROLLED, now, row.id, row)
+                    result = to_operator(row)
+        if refusal is not None:
+            raise refusal
+        assert result is not None
+        _log.info("enrolment_completed", operator_id=result.id)
+        return result
+
+    def _check_enrolment_code(
+        self, s: Session, row: EdgeOperator | None, username: str, code: str, now: datetime
+    ) -> EnrolmentRefused | None:
+        if row is None:
+            _log.warning("enrolment_refused", username=username, reason="unknown")
+            return EnrolmentRefused(username, "unknown")
+        if row.locked_until is not None and row.locked_until > now:
+            _log.warning("enrolment_refused", operator_id=row.id, reason="locked")
+            return EnrolmentRefused(username, "locked")
+        if row.enrolment_code_sha256 is None or row.enrolment_expires_at is None:
+            _log.warning("enrolment_refused", operator_id=row.id, reason="used")
+            return EnrolmentRefused(username, "used")
+        if not code_matches(row.enrolment_code_sha256, code):
+            return self._enrolment_failure(s, row, "wrong_code", now)
+        if now >= row.enrolment_expires_at:
+            _log.warning("enrolment_refused", operator_id=row.id, reason="expired")
+            return EnrolmentRefused(username, "expired")
+        return None
+
+    def _enrolment_failure(
+        self, s: Session, row: EdgeOperator, reason: str, now: datetime
+    ) -> EnrolmentRefused:
+        outcome = self._fail(s, row, f"enrolment_{reason}", now)
+        locked = isinstance(outcome.error, AccountLocked)
+        _log.warning("enrolment_refused", operator_id=row.id, reason=reason)
+        return EnrolmentRefused(row.username, "locked" if locked else reason)
+
+    def verify_credentials(
+        self, dealer_id: str, username: str, password: str, totp_code: str
+    ) -> Operator:
+        """Password + TOTP without opening a session: a one-shot command run at the box (CLI).
+
+        Counts towards the lock-out and consumes the code's time step exactly like a login.
+        """
+        now = self._clock()
+        outcome = _Outcome()
+        operator: Operator | None = None
+        with self._sessions.begin() as s:
+            row = OperatorRepository(s).by_username(dealer_id, username, for_update=True)
+            if row is None:
+                self._passwords.verify_dummy(password)
+                _log.warning("login_failed", dealer_id=dealer_id, reason="unknown_user")
+                outcome = _Outcome(AuthenticationFailed(username, "unknown_user"))
+            else:
+                outcome = self._check_credentials(s, row, password, totp_code, now)
+                operator = to_operator(row)
+        if outcome.error is not None:
+            raise outcome.error
+        assert operator is not None
+        _log.info("credentials_verified", operator_id=operator.id)
+        return operator
 
     # -- TOTP enrolment -------------------------------------------------------------------------
 
@@ -367,6 +608,7 @@ class OperatorService:
         if row.failed_attempts >= self.policy.max_failed_attempts:
             row.locked_until = now + self.policy.lockout_period
             revoked = SessionRepository(s).revoke_all_for(row.id, now, "locked")
+            events.operator_event(s, events.OPERATOR_LOCKED, now, None, row)
             _log.warning(
                 "operator_locked",
                 operator_id=row.id,

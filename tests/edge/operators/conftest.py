@@ -22,6 +22,7 @@ from forecourt.edge.operators import (
     bootstrap_first_admin,
 )
 from forecourt.edge.operators.totp import code_at
+from forecourt.store.edge import EdgeOperator, EdgeReviewRequest
 from forecourt.store.engine import alembic_config, create_engine_for, session_factory
 
 DEALER = "dealer-a"
@@ -118,28 +119,52 @@ class Staff:
         )
 
     def hire(self, role: Role, dealer_id: str = DEALER, username: str | None = None) -> Person:
+        """An enrolled operator; a reviewer-capable role is granted as if already reviewed.
+
+        The review itself is tested in ``test_privilege.py``; other tests just need the staff.
+        """
         admin = self.admin(dealer_id).operator
         self._hired += 1
+        name = username or f"{role.value}-{self._hired}"
         created = self._operators.create_operator(
-            admin,
-            dealer_id=dealer_id,
-            username=username or f"{role.value}-{self._hired}",
-            display_name=role.value,
-            role=role,
-            password=PASSWORD,
+            admin, dealer_id=dealer_id, username=name, display_name=role.value, role=role
         )
-        self._confirm(created.operator.id, created.enrolment.secret)
-        return Person(
-            self._operators.get(created.operator.id),
-            PASSWORD,
-            created.enrolment.secret,
-            self._clock,
-        )
+        secret = enrol(self._operators, dealer_id, name, created.enrolment_code, self._clock)
+        if created.review_id is not None:
+            grant_as_reviewed(self._operators, created.operator.id, created.review_id)
+        return Person(self._operators.get(created.operator.id), PASSWORD, secret, self._clock)
 
     def _confirm(self, operator_id: str, secret: str) -> None:
         operator = self._operators.get(operator_id)
         self._operators.confirm_totp_enrolment(operator, code_at(secret, self._clock()))
         self._clock.advance(30)  # the next code is a fresh step
+
+
+def enrolment_sessions(operators: OperatorService) -> sessionmaker[Session]:
+    return operators._sessions
+
+
+def enrol(
+    operators: OperatorService, dealer_id: str, username: str, code: str, clock: FakeClock
+) -> str:
+    """The new operator's first sign-in: own password, own authenticator; returns its secret."""
+    enrolment = operators.begin_enrolment(dealer_id, username, code)
+    operators.complete_enrolment(
+        dealer_id, username, code, PASSWORD, code_at(enrolment.secret, clock())
+    )
+    clock.advance(30)  # the next code is a fresh step
+    return enrolment.secret
+
+
+def grant_as_reviewed(operators: OperatorService, operator_id: str, review_id: str) -> None:
+    """Give the pending role as an approved ``operator_privilege`` review would (set-up only)."""
+    with enrolment_sessions(operators).begin() as s:
+        row = s.get(EdgeOperator, operator_id)
+        review = s.get(EdgeReviewRequest, review_id)
+        assert row is not None and row.pending_role is not None and review is not None
+        row.role, row.pending_role = row.pending_role, None
+        row.awaiting_approval, row.active = False, True
+        review.state = "executed"
 
 
 @pytest.fixture

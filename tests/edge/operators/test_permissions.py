@@ -108,7 +108,6 @@ def test_admin_of_one_dealer_cannot_manage_another_dealers_operators(
             username="intruder",
             display_name="x",
             role=Role.DEALER_ADMIN,
-            password="a long enough password",
         )
     assert operators.get(foreign_tech.operator.id).role is Role.TECHNICIAN
 
@@ -122,5 +121,4 @@ def test_technician_cannot_create_operators(operators: OperatorService, staff: S
             username="friend",
             display_name="x",
             role=Role.DEALER_ADMIN,
-            password="a long enough password",
         )
