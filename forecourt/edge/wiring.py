@@ -412,14 +412,14 @@ def dealer_crl(settings: EdgeSettings) -> Callable[[], bytes | None]:
 def ecu_certificate_check(
     root_pem: Path, dealer_chain_pem: Path, clock: Callable[[], datetime]
 ) -> CertificateCheck:
-    """ECU identity certificates must chain to the OEM root and name the ECU and key read.
+    """ECU identity certificates must chain to the OEM root and name the car, ECU and key read.
 
     The OEM issuing CA(s) come from the dealer certificate's own chain (the same PKI issues
     dealer and ECU certificates); only ``root_pem`` is trusted as an anchor."""
     root = x509.load_pem_x509_certificates(root_pem.read_bytes())[0]
     intermediates = x509.load_pem_x509_certificates(dealer_chain_pem.read_bytes())[1:]
 
-    def check(certificate_pem: str, serial: str, signing_key: bytes) -> None:
+    def check(certificate_pem: str, vin: str, serial: str, signing_key: bytes) -> None:
         if not certificate_pem.strip():
             raise ManifestInventoryMismatch(f"ECU {serial} presented no identity certificate")
         chain = x509.load_pem_x509_certificates(certificate_pem.encode())
@@ -432,6 +432,10 @@ def ecu_certificate_check(
         except CertificateError as exc:
             raise ManifestInventoryMismatch(f"ECU {serial} certificate refused: {exc}") from exc
         raw = identity.signing_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        if identity.vin != vin:
+            raise ManifestInventoryMismatch(
+                f"ECU {serial} certificate was issued for car {identity.vin}, not {vin}"
+            )
         if identity.ecu_serial != serial or raw != signing_key:
             raise ManifestInventoryMismatch(
                 f"ECU {serial} certificate names serial {identity.ecu_serial} or another key"

@@ -33,12 +33,12 @@ from forecourt.trust.errors import (
 from forecourt.trust.manifest import VerifiedManifest as TrustManifest
 from forecourt.trust.manifest import verify_manifest as verify_signed_manifest
 
-#: Checks one ECU's identity certificate (PEM) for (serial, raw signing key); raises
-#: ManifestError when it does not chain to the OEM root or names another ECU or key.
-CertificateCheck = Callable[[str, str, bytes], None]
+#: Checks one ECU's identity certificate (PEM) for (car's VIN, serial, raw signing key); raises
+#: ManifestError when it does not chain to the OEM root or names another car, ECU or key.
+CertificateCheck = Callable[[str, str, str, bytes], None]
 
 
-def no_certificate_check(certificate_pem: str, serial: str, signing_key: bytes) -> None:
+def no_certificate_check(certificate_pem: str, vin: str, serial: str, signing_key: bytes) -> None:
     """For cars provisioned without ECU certificates (keys read from FD03 are trusted as read)."""
 
 
@@ -51,9 +51,13 @@ class InventoryEntry:
 
 
 def inventory_of(
-    ecus: Sequence[Mapping[str, Any]], certificate_check: CertificateCheck = no_certificate_check
+    ecus: Sequence[Mapping[str, Any]],
+    certificate_check: CertificateCheck = no_certificate_check,
+    *,
+    vin: str,
 ) -> dict[str, InventoryEntry]:
-    """``{serial: entry}`` from the ECUs stored at identification, certificates checked."""
+    """``{serial: entry}`` from the ECUs of car ``vin`` stored at identification, certificates
+    checked: an ECU certificate issued for another car (a swapped or cloned ECU) is refused."""
     inventory: dict[str, InventoryEntry] = {}
     for ecu in ecus:
         serial = str(ecu["serial"])
@@ -62,7 +66,7 @@ def inventory_of(
             raise ManifestInventoryMismatch(f"ECU {serial} gave no signing key at identification")
         key = bytes.fromhex(key_hex)
         pem = str(ecu.get("certificate_pem") or "")
-        certificate_check(pem, serial, key)
+        certificate_check(pem, vin, serial, key)
         inventory[serial] = InventoryEntry(int(str(ecu["address"]), 16), serial, key, pem)
     return inventory
 

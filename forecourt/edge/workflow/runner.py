@@ -437,7 +437,7 @@ class WorkflowRunner:
         refs = _refs(wf)
         evidence: dict[str, Any] = {}
         try:
-            inventory = inventory_of(identity["ecus"], self._settings.certificate_check)
+            inventory = inventory_of(identity["ecus"], self._settings.certificate_check, vin=wf.vin)
             before = self._with_link(wf, run, lambda s: s.version_report())
             first = verify_signatures(before, vin=wf.vin, inventory=inventory, previous_counters={})
         except ManifestError as exc:
