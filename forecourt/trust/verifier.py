@@ -11,9 +11,12 @@ Order of checks (the first failure is the one reported):
    no unknown envelope fields, bounded counts (``BundleFormatError``/``EndlessData``);
 2. per repository (director, image): root chain from the pinned root, each N→N+1 signed by the
    old and the new root's thresholds (``RootRotationInvalid``); final root not expired;
-3. timestamp → snapshot → targets: thresholds (``SignatureThresholdNotMet``), versions consistent,
+3. timestamp → snapshot → targets: thresholds (``SignatureThresholdNotMet``), none below the
+   version the car last accepted for that role of that repository (``RollbackAttempt``; equal is
+   accepted, the image repository's metadata serves many activations), versions consistent,
    none expired at the car's trusted ``now`` (``MetadataExpired``); an offline director bundle
-   instead needs the threshold of the root's offline role;
+   instead needs the threshold of the root's offline role, and its targets version is floored
+   apart from the online targets' (role ``offline``);
 4. the director's ``activation``: VIN (``ForeignVin``); freshness — the issued nonce
    (``ReplayedNonce``) and an activation counter above the last one (``RollbackAttempt``), or an
    offline counter above the stored one (``OfflineCounterReused``) inside a window that has
@@ -99,6 +102,7 @@ _S = TypeVar("_S", Root, Timestamp, Snapshot, Targets)
 __all__ = [
     "CarTrustState",
     "EcuTrustState",
+    "MetadataVersions",
     "VerifiedActivation",
     "VerifiedEcu",
     "open_secrets",
@@ -120,6 +124,36 @@ class EcuTrustState:
 
 
 @dataclass(frozen=True)
+class MetadataVersions:
+    """The highest version the car accepted, per role, of one repository (0: none yet).
+
+    TUF's rollback floor (specification §5.4-5.6): a role's metadata older than what the car
+    already accepted is refused even while its signatures and expiry still hold, so a captured
+    older bundle set cannot be replayed once a newer one was applied. ``offline`` is the director
+    root's offline role, whose targets are numbered apart from the online role's.
+    """
+
+    timestamp: int = 0
+    snapshot: int = 0
+    targets: int = 0
+    offline: int = 0
+
+    def raised_to(self, seen: MetadataVersions) -> MetadataVersions:
+        """Each role's floor raised to what a verified bundle carried (never lowered)."""
+        return MetadataVersions(
+            max(self.timestamp, seen.timestamp),
+            max(self.snapshot, seen.snapshot),
+            max(self.targets, seen.targets),
+            max(self.offline, seen.offline),
+        )
+
+    def reset(self, roles: Iterable[str]) -> MetadataVersions:
+        """Floors of ``roles`` back to 0: their keys were rotated (TUF §5.3.11, fast-forward
+        recovery: metadata a compromised key signed far ahead must not block the new key)."""
+        return replace(self, **dict.fromkeys(roles, 0))
+
+
+@dataclass(frozen=True)
 class CarTrustState:
     """The car's persisted trust state; immutable, replaced as a whole after a successful apply.
 
@@ -134,6 +168,8 @@ class CarTrustState:
     issued_nonces: frozenset[str] = frozenset()
     last_offline_counter: int = 0
     last_activation_counter: int = 0
+    director_versions: MetadataVersions = MetadataVersions()
+    image_versions: MetadataVersions = MetadataVersions()
 
     def ecu(self, serial: str) -> EcuTrustState | None:
         return next((e for e in self.ecus if e.serial == serial), None)
@@ -160,6 +196,9 @@ class VerifiedActivation:
     consent: Mapping[str, Any]
     director_root: bytes
     image_root: bytes
+    director_versions: MetadataVersions = MetadataVersions()
+    """The car's director floors after this bundle (rotations applied, raised to its versions)."""
+    image_versions: MetadataVersions = MetadataVersions()
 
     def ecu(self, serial: str) -> VerifiedEcu:
         for ecu in self.ecus:
@@ -200,6 +239,8 @@ class VerifiedActivation:
             issued_nonces=nonces,
             last_offline_counter=offline,
             last_activation_counter=counter,
+            director_versions=self.director_versions,
+            image_versions=self.image_versions,
         )
 
 
@@ -237,8 +278,25 @@ def _not_expired(signed: Signed, what: str, now: datetime) -> None:
         raise MetadataExpired(f"{what} expired at {signed.expires.isoformat()}", role=what)
 
 
-def _root_chain(pinned: bytes, chain: Any, repo: str, now: datetime) -> Metadata[Root]:
+def _role_keys(root: Root, role: str) -> frozenset[str]:
+    if role == "offline":
+        offline = root.unrecognized_fields.get(OFFLINE_ROLE_FIELD)
+        keyids = offline.get("keyids", []) if isinstance(offline, dict) else []
+        return frozenset(k for k in keyids if isinstance(k, str))
+    found = root.roles.get(role)
+    return frozenset(found.keyids) if found is not None else frozenset()
+
+
+def _rotated_roles(pinned: Root, final: Root) -> list[str]:
+    """Roles whose keys differ between the pinned root and the root the chain ends at."""
+    roles = ("timestamp", "snapshot", "targets", "offline")
+    return [r for r in roles if _role_keys(pinned, r) != _role_keys(final, r)]
+
+
+def _root_chain(pinned: bytes, chain: Any, repo: str, now: datetime) -> tuple[Root, Metadata[Root]]:
+    """The root the chain ends at (each step N→N+1 checked), with the pinned one it began at."""
     trusted = _metadata(parse_bounded(pinned, MAX_BUNDLE_BYTES, "pinned root"), Root, "root")
+    first = trusted.signed
     if not isinstance(chain, list):
         raise BundleFormatError(f"{repo} root chain must be a list")
     if len(chain) > MAX_ROOT_CHAIN:
@@ -256,23 +314,48 @@ def _root_chain(pinned: bytes, chain: Any, repo: str, now: datetime) -> Metadata
         _check_delegate(new.signed, "root", new, f"{what} (new keys)", RootRotationInvalid)
         trusted = new
     _not_expired(trusted.signed, f"{repo} root", now)
-    return trusted
+    return first, trusted
 
 
 @dataclass(frozen=True)
 class _Repo:
     root: Metadata[Root]
     targets: Targets
+    versions: MetadataVersions
+
+
+def _floors(pinned: Root, root: Root, stored: MetadataVersions) -> MetadataVersions:
+    """The floors that apply under ``root``: the stored ones, reset for rotated roles."""
+    if root.version == pinned.version:
+        return stored
+    return stored.reset(_rotated_roles(pinned, root))
+
+
+def _not_rolled_back(signed: Signed, floor: int, what: str) -> None:
+    if signed.version < floor:
+        raise RollbackAttempt(
+            f"{what} version {signed.version} below the accepted {floor}",
+            role=what,
+            version=signed.version,
+            stored=floor,
+        )
 
 
 def _online_repo(
-    section: Mapping[str, Any], root: Metadata[Root], repo: str, now: datetime
+    section: Mapping[str, Any],
+    root: Metadata[Root],
+    repo: str,
+    now: datetime,
+    floors: MetadataVersions,
 ) -> _Repo:
     timestamp = _metadata(section.get("timestamp"), Timestamp, f"{repo} timestamp")
     snapshot = _metadata(section.get("snapshot"), Snapshot, f"{repo} snapshot")
     targets = _metadata(section.get("targets"), Targets, f"{repo} targets")
     for name, md in (("timestamp", timestamp), ("snapshot", snapshot), ("targets", targets)):
         _check_delegate(root.signed, name, md, f"{repo} {name}", SignatureThresholdNotMet)
+    _not_rolled_back(timestamp.signed, floors.timestamp, f"{repo} timestamp")
+    _not_rolled_back(snapshot.signed, floors.snapshot, f"{repo} snapshot")
+    _not_rolled_back(targets.signed, floors.targets, f"{repo} targets")
     if snapshot.signed.version != timestamp.signed.snapshot_meta.version:
         raise MixAndMatch(f"{repo} snapshot version differs from the timestamp's")
     meta = snapshot.signed.meta.get("targets.json")
@@ -282,10 +365,15 @@ def _online_repo(
         _not_expired(md.signed, f"{repo} {name}", now)
     if targets.signed.delegations is not None:
         raise BundleFormatError(f"{repo} targets must not delegate")
-    return _Repo(root, targets.signed)
+    seen = MetadataVersions(
+        timestamp.signed.version, snapshot.signed.version, targets.signed.version
+    )
+    return _Repo(root, targets.signed, floors.raised_to(seen))
 
 
-def _offline_director(section: Mapping[str, Any], root: Metadata[Root], now: datetime) -> _Repo:
+def _offline_director(
+    section: Mapping[str, Any], root: Metadata[Root], now: datetime, floors: MetadataVersions
+) -> _Repo:
     targets = _metadata(section.get("targets"), Targets, "director targets")
     role = root.signed.unrecognized_fields.get(OFFLINE_ROLE_FIELD)
     if not isinstance(role, dict):
@@ -311,10 +399,13 @@ def _offline_director(section: Mapping[str, Any], root: Metadata[Root], now: dat
             signed=len(valid),
             threshold=threshold,
         )
+    _not_rolled_back(targets.signed, floors.offline, "director offline targets")
     _not_expired(targets.signed, "director targets", now)
     if targets.signed.delegations is not None:
         raise BundleFormatError("director targets must not delegate")
-    return _Repo(root, targets.signed)
+    return _Repo(
+        root, targets.signed, floors.raised_to(MetadataVersions(offline=targets.signed.version))
+    )
 
 
 def _time(value: Any, what: str) -> datetime:
@@ -526,14 +617,18 @@ def _verify(bundle: bytes, car: CarTrustState, now: datetime) -> VerifiedActivat
     if not isinstance(director_section, dict) or not isinstance(image_section, dict):
         raise BundleFormatError("bundle needs director and image sections")
 
-    director_root = _root_chain(car.director_root, director_section.get("root"), "director", now)
-    image_root = _root_chain(car.image_root, image_section.get("root"), "image", now)
-    image = _online_repo(image_section, image_root, "image", now)
+    director_pinned, director_root = _root_chain(
+        car.director_root, director_section.get("root"), "director", now
+    )
+    image_pinned, image_root = _root_chain(car.image_root, image_section.get("root"), "image", now)
+    image_floors = _floors(image_pinned, image_root.signed, car.image_versions)
+    director_floors = _floors(director_pinned, director_root.signed, car.director_versions)
+    image = _online_repo(image_section, image_root, "image", now, image_floors)
     offline = director_section.get("timestamp") is None
     if offline:
-        director = _offline_director(director_section, director_root, now)
+        director = _offline_director(director_section, director_root, now, director_floors)
     else:
-        director = _online_repo(director_section, director_root, "director", now)
+        director = _online_repo(director_section, director_root, "director", now, director_floors)
 
     activation = director.targets.unrecognized_fields.get(ACTIVATION_FIELD)
     if not isinstance(activation, dict):
@@ -560,6 +655,8 @@ def _verify(bundle: bytes, car: CarTrustState, now: datetime) -> VerifiedActivat
         consent=consent,
         director_root=canonical_bytes(director_root.to_dict()),
         image_root=canonical_bytes(image_root.to_dict()),
+        director_versions=director.versions,
+        image_versions=image.versions,
     )
 
 

@@ -2,8 +2,9 @@
 
 :class:`UptaneBundleVerifier` runs the trust layer's pure ``verify_bundle`` on the gateway: it
 rebuilds the trust layer's ``CarTrustState`` from the car's committed state (pinned director and
-image roots, per-ECU installed release counters, offline counter: kept opaque in
-``CarState.trust_state``), maps a refusal's ``BundleError.nrc`` to the NRC the car answers, and
+image roots, per-ECU installed release counters, offline counter, the last accepted
+timestamp/snapshot/targets version per repository: kept opaque in ``CarState.trust_state``),
+maps a refusal's ``BundleError.nrc`` to the NRC the car answers, and
 returns the plan together with ``next_state`` so the car commits the verifier's state (spent
 nonce, rotated roots, raised counters) in the same atomic write as the features and images.
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from forecourt.trust.uds_auth import EcuContext, verify_dealer_certificate, veri
 from forecourt.trust.verifier import (
     CarTrustState,
     EcuTrustState,
+    MetadataVersions,
     VerifiedActivation,
     open_secrets,
     verify_bundle,
@@ -74,6 +76,10 @@ def trust_state_to_dict(state: CarTrustState) -> dict[str, Any]:
         "image_root": base64.b64encode(state.image_root).decode(),
         "last_offline_counter": state.last_offline_counter,
         "last_activation_counter": state.last_activation_counter,
+        "metadata_versions": {
+            "director": asdict(state.director_versions),
+            "image": asdict(state.image_versions),
+        },
         "ecus": {
             e.serial: {
                 "role": e.role,
@@ -135,7 +141,18 @@ def trust_state_of(car: CarView) -> CarTrustState:
         issued_nonces=frozenset(n.hex() for n in car.issued_nonces if n not in car.used_nonces),
         last_offline_counter=stored.get("last_offline_counter", 0),
         last_activation_counter=stored.get("last_activation_counter", 0),
+        director_versions=_versions(stored, "director"),
+        image_versions=_versions(stored, "image"),
     )
+
+
+def _versions(stored: Mapping[str, Any], repo: str) -> MetadataVersions:
+    """The rollback floors of ``repo``; a car provisioned before they existed starts at 0."""
+    floors = stored.get("metadata_versions", {}).get(repo, {})
+    return MetadataVersions(**{role: int(floors.get(role, 0)) for role in _ROLES})
+
+
+_ROLES = tuple(f.name for f in fields(MetadataVersions))
 
 
 class UptaneBundleVerifier:
