@@ -247,3 +247,33 @@ def test_a_completion_cannot_raise_the_activation_counter_above_what_the_cloud_i
         car_row = session.get(VehicleRow, str(car.vin))
         assert car_row is not None
         assert car_row.activation_counter == issued.json()["activation_counter"]
+
+
+def test_consent_for_another_dealers_car_or_superseding_another_cars_record_is_refused(
+    world: CloudWorld, clients: Clients, dealer: tuple[str, str, Any]
+) -> None:
+    dealer_id, vin, client = dealer
+    first = consent_event(dealer_id, vin)
+    assert client.post("/v1/sync/events", json=[first]).json()["accepted"] == [first["id"]]
+    earlier = first["data"]["records"][0]["record_id"]
+    other_dealer, other_vin = next(
+        (v.dealer_id, v.vin.value)
+        for v in world.demo.vehicles
+        if v.dealer_id in world.dealer_certs and v.dealer_id != dealer_id
+    )
+    assert other_dealer is not None
+    other = clients.dealer(other_dealer)
+    foreign_car = consent_event(other_dealer, vin)
+    hijack = consent_event(other_dealer, other_vin)
+    hijack["data"]["records"][0]["supersedes_id"] = earlier
+    other_customer = consent_event(dealer_id, vin)
+    other_customer["data"]["subject_sha256"] = "cd" * 32
+    other_customer["data"]["records"][0]["supersedes_id"] = earlier
+    refused = other.post("/v1/sync/events", json=[foreign_car, hijack]).json()
+    assert [(r["id"], r["code"]) for r in refused["rejected"]] == [
+        (foreign_car["id"], "vehicle_unknown"),
+        (hijack["id"], "consent_supersedes_unknown"),
+    ]
+    mine = client.post("/v1/sync/events", json=[other_customer]).json()
+    assert [r["code"] for r in mine["rejected"]] == ["consent_supersedes_unknown"]
+    assert _consents(world) == 1

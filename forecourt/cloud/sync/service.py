@@ -91,6 +91,7 @@ class SyncCode(StrEnum):
     ACTIVATION_UNKNOWN = "activation_unknown"
     OFFLINE_PACKAGE_UNKNOWN = "offline_package_unknown"
     CONSENT_RECORD_REUSED = "consent_record_reused"
+    CONSENT_SUPERSEDES_UNKNOWN = "consent_supersedes_unknown"
 
 
 class EventRefused(Exception):
@@ -267,7 +268,27 @@ class SyncService:
         self, session: Session, checked: _Checked, caller: DealerCaller, now: datetime
     ) -> None:
         data: ConsentData = checked.data
+        if not _dealer_may_record_consent(session, caller.dealer_id, data.vin):
+            # Unknown and another dealer's car are refused alike (nothing disclosed).
+            raise EventRefused(
+                checked.event.id,
+                SyncCode.VEHICLE_UNKNOWN,
+                f"no vehicle {data.vin} assigned to or activated by {caller.dealer_id}",
+            )
         for answer in data.records:
+            if answer.supersedes_id is not None:
+                earlier = session.get(ConsentRecordRow, answer.supersedes_id)
+                if (
+                    earlier is None
+                    or earlier.vin != data.vin
+                    or earlier.subject_sha256 != data.subject_sha256
+                ):
+                    raise EventRefused(
+                        checked.event.id,
+                        SyncCode.CONSENT_SUPERSEDES_UNKNOWN,
+                        f"consent record {answer.supersedes_id} is not one of this car and"
+                        " customer",
+                    )
             if session.get(ConsentRecordRow, answer.record_id) is not None:
                 raise EventRefused(
                     checked.event.id,
@@ -510,3 +531,22 @@ def _short(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
     )[:500]
+
+
+def _dealer_may_record_consent(session: Session, dealer_id: str, vin: str) -> bool:
+    """A dealer records consent for a car assigned to it, or one it activated."""
+    assigned = session.scalar(
+        select(VehicleRow.vin).where(VehicleRow.vin == vin, VehicleRow.dealer_id == dealer_id)
+    )
+    if assigned is not None:
+        return True
+    activated = session.scalar(
+        select(ActivationRow.request_id)
+        .where(
+            ActivationRow.vin == vin,
+            ActivationRow.dealer_id == dealer_id,
+            ActivationRow.status == "applied",
+        )
+        .limit(1)
+    )
+    return activated is not None
