@@ -13,6 +13,10 @@ Anchoring: :meth:`EdgeAudit.queue_checkpoint` signs a checkpoint and queues it i
 the outbox delivers it with :meth:`EdgeAudit.checkpoint_handler` to the cloud's log of logs,
 with a consistency proof from the last anchored size, verifies the receipt against the cloud's
 key and keeps it. A checkpoint that already has a receipt is not submitted again.
+
+Dealer-level events (operator accounts, dual-review decisions) have no car: they are
+:class:`~forecourt.ledger.entry.DealerEventRecord` leaves, appended by :meth:`record_dealer_in`
+in the transaction of the change, with who acted and whom it concerned as salted commitments.
 """
 
 from __future__ import annotations
@@ -27,10 +31,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+# The module, not its names: the outbox imports the operators package, whose events ledger
+# through this module, so whichever of the two loads first sees the other half-initialised.
+from forecourt.edge import outbox
 from forecourt.edge.cloud_client import CloudClient, CloudRefused, OutgoingEvent
-from forecourt.edge.outbox import LEDGER_CHECKPOINT, Handler, enqueue
 from forecourt.ledger.checkpoint import Checkpoint, NoteVerifier, SignedNote
-from forecourt.ledger.entry import ActivityRecord, EventKind, NetworkEnvironment, commit
+from forecourt.ledger.entry import (
+    ActivityRecord,
+    DealerEventKind,
+    DealerEventRecord,
+    EventKind,
+    NetworkEnvironment,
+    commit,
+)
 from forecourt.ledger.errors import LedgerError, ProofError
 from forecourt.ledger.log import TransparencyLog
 from forecourt.logging import get_logger
@@ -89,6 +102,22 @@ class AuditFacts:
     package_versions: Mapping[str, str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DealerFacts:
+    """What one ledger entry says about one change to a dealer's accounts or reviews."""
+
+    timestamp: datetime
+    kind: DealerEventKind
+    dealer_id: str
+    evidence: Mapping[str, Any]
+    """The evidence document (names no person); the leaf carries its SHA-256."""
+    actor_id: str | None = None
+    subject_id: str | None = None
+    role: str | None = None
+    review_kind: str | None = None
+    review_id: str | None = None
+
+
 class EdgeAudit:
     """Appends step records to the edge log and anchors its checkpoints in the cloud log."""
 
@@ -140,16 +169,45 @@ class EdgeAudit:
         self.log.store.save_salts(session, index, salts)
         return index
 
+    def record_dealer_in(self, session: Session, facts: DealerFacts) -> int:
+        """Append one dealer-level event in the caller's transaction; returns its ledger index.
+
+        Raises :class:`~forecourt.ledger.errors.EntryError` for facts no record can hold; the
+        caller's transaction then rolls back, so the change is not committed unledgered.
+        """
+        personal = {
+            name: value
+            for name, value in (("actor_id", facts.actor_id), ("subject_id", facts.subject_id))
+            if value
+        }
+        commitments, salts = commit(personal)
+        record = DealerEventRecord(
+            timestamp=facts.timestamp,
+            kind=facts.kind,
+            dealer_id=facts.dealer_id,
+            edge_id=self.edge_id,
+            evidence_hash=evidence_digest(facts.evidence),
+            role=facts.role,
+            review_kind=facts.review_kind,
+            review_id=facts.review_id,
+            commitments=commitments,
+        )
+        [index] = self.log.store.append_in(session, [record.encode()])
+        self.log.store.save_salts(session, index, salts)
+        return index
+
     def queue_checkpoint(self, sessions: sessionmaker[Session], now: datetime) -> str:
         """Sign the current tree head and queue it for the cloud; returns the signed note."""
         note = self.log.issue_checkpoint().render()
         with sessions.begin() as s:
-            enqueue(s, LEDGER_CHECKPOINT, {"note": note}, now=now, subject=self.log.origin)
+            outbox.enqueue(
+                s, outbox.LEDGER_CHECKPOINT, {"note": note}, now=now, subject=self.log.origin
+            )
         return note
 
     def checkpoint_handler(
         self, sessions: sessionmaker[Session], cloud: CloudClient, cloud_key: NoteVerifier
-    ) -> Handler:
+    ) -> outbox.Handler:
         """The outbox handler delivering :data:`LEDGER_CHECKPOINT` messages."""
 
         def deliver(event: OutgoingEvent) -> None:
