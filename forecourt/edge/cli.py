@@ -59,6 +59,7 @@ from forecourt.edge.app.transport import (
     TlsMaterialMissing,
     console_transport,
 )
+from forecourt.edge.audit import EdgeAudit
 from forecourt.edge.operators import (
     AlreadyBootstrapped,
     NewOperator,
@@ -69,7 +70,9 @@ from forecourt.edge.operators import (
 )
 from forecourt.edge.operators.repository import OperatorRepository
 from forecourt.edge.operators.totp import TotpEnrolment
-from forecourt.edge.wiring import EdgeSettings, ledger_verifier, start_edge
+from forecourt.edge.wiring import EdgeSettings, _ledger_signer, ledger_verifier, start_edge
+from forecourt.ledger.log import TransparencyLog
+from forecourt.ledger.repository import MerkleLogStore
 from forecourt.logging import get_logger
 from forecourt.settings import load_settings
 from forecourt.store.engine import EDGE_BRANCHES, create_engine_for, migrate, session_factory
@@ -588,13 +591,20 @@ def _vkey(value: str) -> str:
 
 @contextmanager
 def _accounts(settings: EdgeSettings) -> Iterator[tuple[OperatorService, sessionmaker[Session]]]:
-    """The operator accounts in the edge's own database (migrated: works before first serve)."""
+    """The operator accounts in the edge's own database (migrated: works before first serve).
+
+    The edge's ledger is bound to the sessions as the running edge binds it, so an account made
+    or enrolled here is ledgered in its own transaction exactly as one made in the console."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.database_url or f"sqlite:///{settings.sqlite_path.as_posix()}"
     engine = create_engine_for(url)
     try:
         migrate(engine, EDGE_BRANCHES)
         sessions = session_factory(engine)
+        log = TransparencyLog(
+            MerkleLogStore(engine), settings.origin, _ledger_signer(settings.data_dir)
+        )
+        EdgeAudit(log, settings.edge_id).bind(sessions)
         yield OperatorService(sessions), sessions
     finally:
         engine.dispose()
