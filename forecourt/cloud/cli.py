@@ -16,6 +16,7 @@ Passwords come from the environment (``FORECOURT_CLOUD_KEY_PASSWORD``,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -204,6 +205,8 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     """Serve the cloud over mutual TLS; dealer certificates must chain to the PKI's root."""
     tls, _issuer = _server_tls(tls_dir, pki, host, ca_password)
     crl_path = pki / "crl.pem"
+    if crl_path.exists():
+        tls = dataclasses.replace(tls, crl=crl_path)
 
     def current_crl() -> x509.CertificateRevocationList | None:
         return load_crl(crl_path.read_bytes()) if crl_path.exists() else None

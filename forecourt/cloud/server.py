@@ -1,7 +1,11 @@
 """Serving the cloud over mutual TLS with uvicorn, the peer certificate handed to the app.
 
-uvicorn verifies the client certificate during the handshake (``CERT_REQUIRED`` against the OEM
-root) but does not put it in the ASGI scope. :class:`MutualTlsH11Protocol` reads the verified peer
+The listener's ``SSLContext`` is the trust layer's
+(:func:`forecourt.trust.tls.server_ssl_context`: TLS 1.2 or later, ECDHE with AEAD suites only,
+the OEM root as the only anchor, the issuing CA's CRL checked at the handshake), handed to uvicorn
+through ``ssl_context_factory`` so uvicorn's own defaults (every suite OpenSSL allows) never apply.
+uvicorn verifies the client certificate during the handshake but does not put it in the ASGI
+scope. :class:`MutualTlsH11Protocol` reads the verified peer
 certificate from the connection's ``ssl_object`` and adds it to every request's scope as the ASGI
 TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``, PEM), which
 :mod:`forecourt.cloud.auth` reads. The app never sees a certificate the handshake did not verify,
@@ -23,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from forecourt.http.serving import serve_in_thread as serve
+from forecourt.trust.tls import server_ssl_context
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -81,11 +86,13 @@ class MutualTlsHttpToolsProtocol(HttpToolsProtocol):
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """Server certificate (leaf + chain), its key, and the CA bundle client certs chain to."""
+    """Server certificate (leaf + chain), its key, the CA bundle client certs chain to, and
+    the issuing CA's CRL (PEM) that the handshake checks a client certificate against."""
 
     cert: Path
     key: Path
     client_ca: Path
+    crl: Path | None = None
 
 
 def uvicorn_config(
@@ -98,17 +105,33 @@ def uvicorn_config(
     certificate is still verified), so OEM staff can use tokens on the same listener; dealer
     routes then refuse such a caller with ``client_certificate_required``.
 
+    The context is built when uvicorn loads the config, from the files as they are then (a
+    CRL published later is re-read per request by the app; the handshake's copy by a restart).
+
     HTTP parsing is httptools' (C) and the event loop uvloop's unless ``http``/``loop`` say
     otherwise: per request they cost a fraction of h11 and the pure-Python asyncio loop.
     """
     kwargs.setdefault("http", MutualTlsHttpToolsProtocol)
     kwargs.setdefault("loop", "uvloop")
+
+    def context_factory(
+        _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        return server_ssl_context(
+            tls.cert,
+            tls.key,
+            tls.client_ca,
+            tls.crl,
+            client_certificate_optional=staff_without_certificate,
+        )
+
+    # The file names are for those who read the config (they are what the context loads);
+    # uvicorn builds nothing from them once a factory is given.
     return uvicorn.Config(
         app,
         ssl_certfile=str(tls.cert),
         ssl_keyfile=str(tls.key),
-        ssl_ca_certs=str(tls.client_ca),
-        ssl_cert_reqs=ssl.CERT_OPTIONAL if staff_without_certificate else ssl.CERT_REQUIRED,
+        ssl_context_factory=context_factory,
         **kwargs,
     )
 

@@ -54,6 +54,7 @@ from forecourt.ledger.logoflogs import Receipt
 from forecourt.ledger.merkle import ConsistencyProof
 from forecourt.ledger.wire import consistency_to_json
 from forecourt.logging import get_logger
+from forecourt.trust.tls import client_ssl_context
 
 _log = get_logger("edge.cloud_client")
 
@@ -293,10 +294,8 @@ class MutualTls:
     ca_bundle: Path
 
     def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_bundle))
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
-        return ctx
+        """The trust layer's client context: TLS 1.2+, ECDHE with AEAD only, OEM root only."""
+        return client_ssl_context(self.client_cert, self.client_key, self.ca_bundle)
 
 
 _RETRY_STATUS = frozenset({429, 502, 503, 504, 500})

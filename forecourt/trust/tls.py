@@ -93,13 +93,24 @@ def _base_context(purpose: ssl.Purpose, cert: Path, key: Path, ca: Path | bytes)
 
 
 def server_ssl_context(
-    cert: Path, key: Path, client_ca_bundle: Path | bytes, crl: Path | None = None
+    cert: Path,
+    key: Path,
+    client_ca_bundle: Path | bytes,
+    crl: Path | None = None,
+    *,
+    client_certificate_optional: bool = False,
 ) -> ssl.SSLContext:
     """Server side of mutual TLS: a client certificate chaining to the OEM root is required.
 
     With ``crl`` (PEM of the issuing CA's CRL) a revoked client certificate fails the handshake.
+    ``client_certificate_optional`` lets a client without a certificate complete the handshake
+    (``CERT_OPTIONAL``: one that presents a certificate is still verified, against the CRL too),
+    for a listener that also serves token-authenticated callers; the application must then
+    refuse certificate-only routes itself.
     """
     context = _base_context(ssl.Purpose.CLIENT_AUTH, cert, key, client_ca_bundle)
+    if client_certificate_optional:
+        context.verify_mode = ssl.CERT_OPTIONAL
     if crl is not None:
         context.load_verify_locations(cafile=crl)
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
