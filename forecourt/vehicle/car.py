@@ -19,17 +19,20 @@ from __future__ import annotations
 import copy
 import os
 import secrets
-import shutil
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from forecourt.logging import get_logger
+from forecourt.trust.errors import BundleError
+from forecourt.trust.model import ImageTarget
+from forecourt.trust.verifier import verify_image
 from forecourt.vehicle.dids import Preconditions, canonical_json
 from forecourt.vehicle.ecu import Ecu
 from forecourt.vehicle.faults import ApplyHook, FaultPlan, no_hook
+from forecourt.vehicle.quota import StorageQuota, TransferLimits
 from forecourt.vehicle.revocation import CrlRefused, accept_crl, pinned_issuers
 from forecourt.vehicle.seams import (
     ActivationPlan,
@@ -37,6 +40,7 @@ from forecourt.vehicle.seams import (
     BundleVerifier,
     CarView,
     EcuView,
+    ImageInstall,
     RefuseAllAuthenticator,
     RefuseAllVerifier,
     TesterAuthenticator,
@@ -70,6 +74,50 @@ class FlashFailure(Exception):
     """Writing an image to an ECU's slot failed (injected, or an I/O error)."""
 
 
+class ImageRefused(Exception):
+    """A received image is not the signed one (length or SHA-256): refused, nothing applied."""
+
+    def __init__(self, nrc: Nrc, reason: str) -> None:
+        super().__init__(reason)
+        self.nrc = nrc
+        self.reason = reason
+
+
+COPY_CHUNK = 1 << 20
+
+
+def _verified_copy(source: Path, slot: Path, image: ImageInstall) -> None:
+    """Copy ``source`` into ``slot`` while ``verify_image`` checks it against its signed target.
+
+    One read of the file: every chunk is hashed and written as it passes, reading stops at the
+    signed length (a longer file is refused, never read to its end), and the slot is fsynced
+    only once the length and SHA-256 match. A mismatch raises :class:`ImageRefused`; the caller
+    removes the partial slot with the rest of the staged files.
+    """
+    target = ImageTarget(
+        ecu_serial=f"{image.ecu_address:04X}",
+        image=image.name,
+        length=image.length,
+        hashes={"sha256": image.sha256},
+        hardware_id="",
+        release_counter=image.version,
+        version=str(image.version),
+    )
+    with source.open("rb") as reader, slot.open("wb") as writer:
+
+        def chunks() -> Iterator[bytes]:
+            while chunk := reader.read(COPY_CHUNK):
+                yield chunk
+                writer.write(chunk)
+
+        try:
+            verify_image(target, chunks())
+        except BundleError as error:
+            raise ImageRefused(Nrc(error.nrc), f"{error.code}: {error}") from error
+        writer.flush()
+        os.fsync(writer.fileno())
+
+
 @dataclass
 class CarServices:
     """What a car needs from outside: the trust seams, time, faults and the power-loss hook."""
@@ -80,6 +128,7 @@ class CarServices:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     faults: FaultPlan = field(default_factory=FaultPlan)
     apply_hook: ApplyHook = no_hook
+    transfer_limits: TransferLimits = field(default_factory=TransferLimits)
 
 
 def security_secret_path(store: CarStore, address: int) -> Path:
@@ -95,6 +144,7 @@ class Car:
         self.preconditions = Preconditions()
         self._results: dict[int, int] = {}
         self._report_counter = self.state.report_counter  # the reservation: start above it
+        self.quota = StorageQuota(store.directory / "files", self.services.transfer_limits)
         self.ecus: dict[int, Ecu] = {
             address: Ecu(
                 self,
@@ -361,6 +411,10 @@ class Car:
                     staged[(address, SECURE_STORAGE)] = self._stage_secrets(
                         plan, address, opened[address]
                     )
+        except ImageRefused as refused:
+            for rel in staged.values():
+                (self.store.directory / rel).unlink(missing_ok=True)
+            self._refuse(DTC_ACTIVATION_REFUSED, refused.nrc, refused.reason)
         except (FlashFailure, OSError) as exc:
             for rel in staged.values():
                 (self.store.directory / rel).unlink(missing_ok=True)
@@ -457,13 +511,8 @@ class Car:
             source = self.ecus[self.gateway_address].receiver.completed(image.name)
             assert source is not None  # checked in _check_plan
             slot = self.store.slots_dir(address) / f"{image.name}.v{image.version}.{plan.counter}"
-            shutil.copyfile(source.path, slot)
-            fd = os.open(slot, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
             staged[(address, image.name)] = slot.relative_to(self.store.directory).as_posix()
+            _verified_copy(source.path, slot, image)
         return staged
 
     def _next_state(self, plan: ActivationPlan, staged: dict[tuple[int, str], str]) -> CarState:

@@ -121,7 +121,9 @@ class Ecu:
                 self._counter(tester_address, 0x29),
                 context=lambda: self.car.authentication_context(self.address),
             ),
-            receiver=FileReceiver(self.car.store.files_dir(self.address), self._in_progress),
+            receiver=FileReceiver(
+                self.car.store.files_dir(self.address), self._in_progress, self.car.quota
+            ),
         )
         self._sessions[id(tester)] = tester
         return tester

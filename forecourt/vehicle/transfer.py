@@ -6,7 +6,12 @@ filePosition of the last byte confirmed by a positive 0x36 response, and the tes
 there. Each block is written and ``fdatasync``-ed before the positive response is sent, so
 "confirmed" means on stable storage: after a power cut or an OS crash the resume position is
 exact to the block. The SHA-256 the 0x37 response carries is computed incrementally as blocks
-arrive (the file is re-read only once, when a transfer resumes).
+arrive (the file is re-read only once, when a transfer resumes) and kept beside the file
+(``.sha256/<name>``, a directory no tester file name can reach), so :meth:`FileReceiver.completed`
+answers with a ``stat`` instead of hashing the whole file on every call.
+
+Before anything is stored, the announced size must fit the car's per-file bound and storage quota
+(:mod:`forecourt.vehicle.quota`, NRC 0x70).
 
 Block sequence counter (ISO 14229-1 §14.5): starts at 1 after 0x34/0x38, wraps 0xFF -> 0x00; a
 repetition of the last block is acknowledged again without writing; anything else is NRC 0x73.
@@ -23,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forecourt.vehicle.quota import StorageQuota
 from forecourt.vehicle.storage import write_atomically
 from forecourt.vehicle.uds.nrc import NegativeResponse, Nrc
 
 MAX_BLOCK_LENGTH = 1024 * 1024 + 2  # maxNumberOfBlockLength: SID + counter + 1 MiB of data
-MAX_FILE_SIZE = 4 * 1024 * 1024 * 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 ADD_FILE = 0x01
@@ -48,8 +53,13 @@ def _file_name(path: str) -> str:
     return name
 
 
+DIGESTS = ".sha256"  # per-directory folder of each complete file's SHA-256 (hex)
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedFile:
+    """A completely received file; ``sha256`` is the digest computed as its blocks arrived."""
+
     name: str
     path: Path
     length: int
@@ -85,10 +95,16 @@ class FileReceiver:
     delete a file another one is transferring (NRC 0x22).
     """
 
-    def __init__(self, directory: Path, in_progress: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        in_progress: set[str] | None = None,
+        quota: StorageQuota | None = None,
+    ) -> None:
         self.directory = directory
         self._active: _Active | None = None
         self._in_progress = in_progress if in_progress is not None else set()
+        self._quota = quota or StorageQuota(directory.parent)
 
     @property
     def active(self) -> bool:
@@ -117,15 +133,32 @@ class FileReceiver:
     def _meta(self, name: str) -> Path:
         return self.directory / f"{name}.meta"
 
+    def _digest(self, name: str) -> Path:
+        return self.directory / DIGESTS / name
+
     def completed(self, name: str) -> ReceivedFile | None:
+        """The complete file ``name`` with its reception digest, or ``None``; no re-hashing.
+
+        A file received before digests were kept is hashed once, and its digest kept.
+        """
         path = self.directory / name
         if not _SAFE_NAME.match(name) or not path.is_file():
             return None
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        return ReceivedFile(name, path, path.stat().st_size, digest.hexdigest())
+        try:
+            sha256 = self._digest(name).read_text("ascii")
+        except FileNotFoundError:
+            sha256 = _hash_file(path)
+            self._keep_digest(name, sha256)
+        return ReceivedFile(name, path, path.stat().st_size, sha256)
+
+    def _keep_digest(self, name: str, sha256: str) -> None:
+        self._digest(name).parent.mkdir(exist_ok=True)
+        write_atomically(self._digest(name), sha256.encode("ascii"), mode=0o600)
+
+    def _forget(self, name: str) -> None:
+        for stale in (self.directory / name, self._part(name), self._meta(name)):
+            stale.unlink(missing_ok=True)
+        self._digest(name).unlink(missing_ok=True)
 
     # 0x34 RequestDownload ---------------------------------------------------------------------
     def request_download(self, data: bytes) -> bytes:
@@ -163,8 +196,7 @@ class FileReceiver:
                 raise NegativeResponse(_BAD_FORMAT, "DeleteFile takes no parameters")
             self._claim(name)
             self.abort()
-            for stale in (self.directory / name, self._part(name), self._meta(name)):
-                stale.unlink(missing_ok=True)
+            self._forget(name)
             return bytes([mode])
         if mode in (READ_FILE, READ_DIR):
             raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, "upload from the car not offered")
@@ -191,11 +223,11 @@ class FileReceiver:
         return header
 
     def _start(self, name: str, size: int) -> None:
-        if not 0 < size <= MAX_FILE_SIZE:
-            raise NegativeResponse(Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED, f"file size {size}")
+        self._quota.admit(self.directory, name, size)  # 0x70 before any byte is stored
         self._claim(name)
         write_atomically(self._meta(name), json.dumps({"size": size}).encode())
         (self.directory / name).unlink(missing_ok=True)
+        self._digest(name).unlink(missing_ok=True)
         fd = os.open(self._part(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._active = _Active(name, size, 0, 0, fd, hashlib.sha256())
 
@@ -274,7 +306,16 @@ class FileReceiver:
         part, final = self._part(active.name), self.directory / active.name
         os.fsync(active.fd)
         self.abort()
+        digest = active.digest.digest()
+        self._keep_digest(active.name, digest.hex())  # before the file appears complete
         os.replace(part, final)
         self._meta(active.name).unlink(missing_ok=True)
-        digest = active.digest.digest()
         return digest, ReceivedFile(active.name, final, active.size, digest.hex())
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
