@@ -15,6 +15,7 @@ from forecourt.edge.app.api import create_api_router
 from forecourt.edge.app.consent import ConsentDesk
 from forecourt.edge.app.context import ConsoleContext
 from forecourt.edge.app.metrics import ConsoleMetrics
+from forecourt.edge.app.operators_api import create_operators_api_router
 from forecourt.edge.app.pages import create_pages_router
 from forecourt.edge.app.problems import HANDLED, ProblemCode, problem_for
 from forecourt.edge.app.security import add_security_headers
@@ -64,6 +65,7 @@ def create_app(services: EdgeServices, settings: ConsoleSettings | None = None) 
     app.middleware("http")(add_security_headers)
     _install_error_handlers(app)
     app.include_router(create_api_router())
+    app.include_router(create_operators_api_router())
     app.include_router(create_pages_router())
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
 

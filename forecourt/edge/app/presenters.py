@@ -15,6 +15,7 @@ from forecourt.edge.operators import (
     ReviewState,
     permissions_of,
 )
+from forecourt.edge.operators.reviews import SUBJECT_KEY
 from forecourt.edge.workflow import Progress, WorkflowRecord, WorkflowState
 from forecourt.edge.workflow.states import HAPPY_PATH, TERMINAL
 
@@ -114,11 +115,17 @@ def workflow_json(wf: WorkflowRecord) -> dict[str, Any]:
     }
 
 
+def about_viewer(viewer: Operator, review: Review) -> bool:
+    """Whether the request changes the viewer's own account (an ``operator_privilege``)."""
+    return review.payload.get(SUBJECT_KEY) == viewer.id
+
+
 def can_decide(viewer: Operator, review: Review) -> bool:
     """What the UI offers; the server decides again (ReviewService) whatever the UI showed."""
     return (
         review.state is ReviewState.PENDING
         and review.requester_id != viewer.id
+        and not about_viewer(viewer, review)
         and Permission.REVIEW_APPROVE in permissions_of(viewer.role)
         and viewer.role in APPROVER_ROLES[review.kind]
     )
@@ -141,6 +148,7 @@ def review_json(review: Review, viewer: Operator, names: dict[str, str]) -> dict
         "expires_at": review.expires_at.isoformat(),
         "decided_at": review.decided_at.isoformat() if review.decided_at else None,
         "own": review.requester_id == viewer.id,
+        "about_me": about_viewer(viewer, review),
         "can_decide": can_decide(viewer, review),
     }
 

@@ -13,9 +13,12 @@ from enum import StrEnum
 from forecourt.edge.operators import (
     AuthenticationFailed,
     CsrfMismatch,
+    EnrolmentRefused,
     OperatorError,
     OperatorNotFound,
+    PasswordPolicyViolation,
     PermissionDenied,
+    PrivilegeChangePending,
     ReviewerNotQualified,
     ReviewExpired,
     ReviewNotFound,
@@ -23,7 +26,9 @@ from forecourt.edge.operators import (
     SelfReviewRefused,
     SessionInvalid,
     StepUpFailed,
+    SubjectReviewRefused,
     TotpEnrolmentError,
+    UsernameTaken,
 )
 from forecourt.edge.workflow import WorkflowError, WorkflowNotCancellable, WorkflowNotFound
 from forecourt.http.problems import Problem
@@ -36,6 +41,7 @@ class ProblemCode(StrEnum):
     LOGIN_FAILED = "login_failed"
     PERMISSION_DENIED = "permission_denied"
     SELF_REVIEW_REFUSED = "self_review_refused"
+    SUBJECT_REVIEW_REFUSED = "subject_review_refused"
     REVIEWER_NOT_QUALIFIED = "reviewer_not_qualified"
     STEP_UP_FAILED = "step_up_failed"
     REVIEW_NOT_FOUND = "review_not_found"
@@ -47,6 +53,10 @@ class ProblemCode(StrEnum):
     FEATURE_UNKNOWN = "feature_unknown"
     CONSENT_INVALID = "consent_invalid"
     TOTP_ENROLMENT_REFUSED = "totp_enrolment_refused"
+    ENROLMENT_REFUSED = "enrolment_refused"
+    PASSWORD_POLICY = "password_policy"  # noqa: S105 - a problem code, not a password
+    USERNAME_TAKEN = "username_taken"
+    PRIVILEGE_CHANGE_PENDING = "privilege_change_pending"
     LEDGER_ENTRY_NOT_FOUND = "ledger_entry_not_found"
     VALIDATION_FAILED = "validation_failed"
     NOT_FOUND = "not_found"
@@ -97,6 +107,14 @@ def problem_for(exc: Exception) -> ConsoleProblem:
                 "a second operator must decide a request; the requester never may",
                 request_id=exc.request_id,
             )
+        case SubjectReviewRefused():
+            return ConsoleProblem(
+                403,
+                ProblemCode.SUBJECT_REVIEW_REFUSED,
+                "This request is about you",
+                "an operator never decides a change to their own account",
+                request_id=exc.request_id,
+            )
         case ReviewerNotQualified():
             return ConsoleProblem(
                 403,
@@ -128,6 +146,33 @@ def problem_for(exc: Exception) -> ConsoleProblem:
         case TotpEnrolmentError():
             return ConsoleProblem(
                 400, ProblemCode.TOTP_ENROLMENT_REFUSED, "Enrolment refused", exc.reason
+            )
+        case EnrolmentRefused():
+            return ConsoleProblem(
+                401,
+                ProblemCode.ENROLMENT_REFUSED,
+                "Enrolment refused",
+                f"first sign-in refused: {exc.reason}",
+                reason=exc.reason,
+            )
+        case PasswordPolicyViolation():
+            return ConsoleProblem(
+                422, ProblemCode.PASSWORD_POLICY, "Password refused", exc.rule, rule=exc.rule
+            )
+        case UsernameTaken():
+            return ConsoleProblem(
+                409,
+                ProblemCode.USERNAME_TAKEN,
+                "Username taken",
+                f"{exc.username!r} already exists at this dealer",
+            )
+        case PrivilegeChangePending():
+            return ConsoleProblem(
+                409,
+                ProblemCode.PRIVILEGE_CHANGE_PENDING,
+                "Awaiting review",
+                str(exc),
+                operator_id=exc.operator_id,
             )
         case OperatorNotFound():
             return ConsoleProblem(404, ProblemCode.NOT_FOUND, "No such operator", str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ class Console:
         if response.status_code == 200:
             self.csrf = response.json()["csrf_token"]
         return response
+
+    async def form_token(self, path: str = "/login") -> str:
+        """Open a pre-session page (sign-in, first sign-in) and read its form's CSRF token."""
+        page = await self.http.get(path)
+        found = re.search(r'name="form_token" value="([^"]+)"', page.text)
+        assert found is not None, f"{path} has no form token"
+        return found.group(1)
+
+    async def pre_session_post(self, path: str, data: dict[str, str]) -> httpx.Response:
+        """Post a pre-session form as a browser does: the token its page set, in the form."""
+        page = "/login/enrol" if path.startswith("/login/enrol") else "/login"
+        return await self.http.post(path, data={**data, "form_token": await self.form_token(page)})
 
     def headers(self) -> dict[str, str]:
         return {"x-csrf-token": self.csrf} if self.csrf else {}

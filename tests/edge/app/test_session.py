@@ -153,38 +153,70 @@ async def test_first_login_shows_the_totp_qr_and_the_first_code_signs_in(
         username="newcomer",
         display_name="New Technician",
         role=Role.TECHNICIAN,
-        password=PASSWORD,
     )
-    wrong = await console.http.post(
-        "/login/enrol", data={"username": "newcomer", "password": "not the password"}
+    wrong = await console.pre_session_post(
+        "/login/enrol", {"username": "newcomer", "enrolment_code": "AAAAA-BBBBB-CCCCC-DDDDD"}
     )
     assert wrong.status_code == 401 and "data:image/svg+xml" not in wrong.text
-    page = await console.http.post(
-        "/login/enrol", data={"username": "newcomer", "password": PASSWORD}
+    assert "enrolment code not accepted" in wrong.text
+    page = await console.pre_session_post(
+        "/login/enrol", {"username": "newcomer", "enrolment_code": created.enrolment_code}
     )
     assert page.status_code == 200
     assert 'src="data:image/svg+xml' in page.text
     secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page.text)
-    assert secret is not None and secret.group(1) != created.enrolment.secret
+    assert secret is not None
     world.env.clock.advance(30)
-    signed_in = await console.http.post(
+    enrolled = await console.pre_session_post(
+        "/login/enrol/complete",
+        {
+            "username": "newcomer",
+            "enrolment_code": created.enrolment_code,
+            "password": PASSWORD,
+            "password_again": PASSWORD,
+            "totp_code": code_at(secret.group(1), world.env.clock()),
+        },
+    )
+    assert enrolled.status_code == 200 and "Sign in with the next code" in enrolled.text
+    assert world.env.operators.get(created.operator.id).totp_enrolled
+    world.env.clock.advance(30)
+    signed_in = await console.pre_session_post(
         "/login",
-        data={
+        {
             "username": "newcomer",
             "password": PASSWORD,
             "totp_code": code_at(secret.group(1), world.env.clock()),
         },
     )
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/dashboard"
-    assert world.env.operators.get(created.operator.id).totp_enrolled
+    assert "fc_session=" in signed_in.headers["set-cookie"]
 
 
-async def test_an_enrolled_account_never_gets_a_new_authenticator_from_its_password(
+async def test_an_enrolled_account_never_gets_a_new_authenticator_from_a_code(
     console: Console,
 ) -> None:
     person = console.world.technician
-    page = await console.http.post(
-        "/login/enrol", data={"username": person.operator.username, "password": person.password}
+    page = await console.pre_session_post(
+        "/login/enrol", {"username": person.operator.username, "enrolment_code": "ANY-CODE-AT-ALL"}
     )
     assert page.status_code == 401
     assert "data:image" not in page.text
+    assert "already been used" in page.text
+
+
+async def test_the_sign_in_form_without_its_form_token_is_refused(console: Console) -> None:
+    person = console.world.technician
+    console.world.env.clock.advance(30)
+    form = {
+        "username": person.operator.username,
+        "password": person.password,
+        "totp_code": person.code(),
+    }
+    refused = await console.http.post("/login", data=form)
+    assert refused.status_code == 403
+    assert "set-cookie" not in refused.headers or "fc_session=" not in refused.headers["set-cookie"]
+    await console.form_token("/login")  # the browser now holds a token cookie
+    forged = await console.http.post("/login", data={**form, "form_token": "x" * 43})
+    assert forged.status_code == 403
+    accepted = await console.pre_session_post("/login", form)
+    assert accepted.status_code == 303

@@ -59,6 +59,8 @@ class ConsoleWorld:
     admin: Person
     other_dealer_tech: Person
     activation: ActivationService
+    #: A second dealer admin (granted as if reviewed), to decide what the first one requests.
+    second_admin: Person
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -67,6 +69,7 @@ def build_world(tmp_path: Path, *, real_time: bool = False) -> Iterator[ConsoleW
         auditor = env.staff.hire(Role.AUDITOR)
         admin = env.staff.admin()
         other_dealer_tech = env.staff.hire(Role.TECHNICIAN, OTHER_DEALER)
+        second_admin = env.staff.hire(Role.DEALER_ADMIN, username="second.admin")
         if real_time:
             # Every service holds this one clock object; switch it (this instance only). Staff
             # enrolled before, at the fake time, so every code from now on is a fresh step.
@@ -111,6 +114,7 @@ def build_world(tmp_path: Path, *, real_time: bool = False) -> Iterator[ConsoleW
             admin=admin,
             other_dealer_tech=other_dealer_tech,
             activation=activation,
+            second_admin=second_admin,
         )
 
 
