@@ -18,6 +18,7 @@ from forecourt.cloud.compliance.routes import compliance_router
 from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.context import CloudContext
 from forecourt.cloud.db import Database
+from forecourt.cloud.limits import RequestGuard, classify_routes
 from forecourt.cloud.offline.routes import offline_router
 from forecourt.cloud.packages.routes import package_routers
 from forecourt.cloud.problems import install_problem_handlers
@@ -108,4 +109,8 @@ def create_app(config: CloudConfig, context: CloudContext | None = None) -> Fast
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Last, so the classifier sees every route; outermost but for Starlette's error handler.
+    app.add_middleware(
+        RequestGuard, classify=classify_routes(app.routes), limits=config.body_limits
+    )
     return app

@@ -14,12 +14,32 @@ from pathlib import Path
 from cryptography import x509
 
 from forecourt.ledger.checkpoint import NoteSigner
+from forecourt.trust._sslib import Metadata, Root
 from forecourt.trust.issuer import RepositoryKeys
 
 
 def utc_now() -> datetime:
     """The wall clock, timezone-aware (the default clock)."""
     return datetime.now(UTC)
+
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """The largest request body (bytes) the cloud reads, per kind of caller
+    (:class:`forecourt.cloud.limits.RequestGuard` enforces them before the app runs)."""
+
+    api: int = 1 * MIB
+    """Callers with a client certificate or a bearer token (JSON APIs, feeds, event batches)."""
+    anonymous: int = 256 * KIB
+    """Callers with neither: only the auth-less routes can answer them anything but 401."""
+
+    def __post_init__(self) -> None:
+        if self.api <= 0 or self.anonymous <= 0:
+            raise ValueError(f"body limits must be > 0, got {self}")
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,10 @@ class SigningKeys:
     images: RepositoryKeys
     root_expires: datetime
     metadata_validity: timedelta = timedelta(hours=1)
+    director_root: Metadata[Root] | None = None
+    """Root metadata signed offline (``cloud init-keys``); ``None``: signed here by
+    ``director.root`` (tests, the demo)."""
+    image_root: Metadata[Root] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,3 +77,4 @@ class CloudConfig:
     ledger_signer: NoteSigner | None = None
     """Checkpoint key of the central log; ``None`` generates one (development only)."""
     migrate: bool = True
+    body_limits: BodyLimits = field(default_factory=BodyLimits)

@@ -49,6 +49,7 @@ class ProblemCode(StrEnum):
     OFFLINE_PACKAGE_UNKNOWN = "offline_package_unknown"
     OFFLINE_NOT_ASSIGNED = "offline_vehicle_not_assigned"
     IMPORT_FORMAT = "import_format_invalid"
+    REQUEST_BODY_TOO_LARGE = "request_body_too_large"
 
 
 class CloudProblem(Problem[ProblemCode]):
