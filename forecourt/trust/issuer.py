@@ -49,6 +49,7 @@ __all__ = [
     "Repository",
     "RepositoryKeys",
     "RoleSigners",
+    "RootKeysMismatch",
     "TopLevelMetadata",
     "bundle_bytes",
 ]
@@ -181,6 +182,32 @@ def _envelope(md: Metadata[Any], signed: bytes) -> bytes:
     return olpc.join_object(members)
 
 
+class RootKeysMismatch(ValueError):
+    """Root metadata does not list a signer the repository would sign a role with."""
+
+    def __init__(self, role: str, keyid: str) -> None:
+        super().__init__(f"root metadata does not list key {keyid} for role {role}")
+        self.role = role
+        self.keyid = keyid
+
+
+def _check_online_keys(root: Metadata[Root], keys: RepositoryKeys) -> None:
+    for name in ("timestamp", "snapshot", "targets"):
+        role: RoleSigners = getattr(keys, name)
+        listed = set(root.signed.roles[name].keyids)
+        for signer in role.signers:
+            keyid = public_key_of(signer).keyid
+            if keyid not in listed:
+                raise RootKeysMismatch(name, keyid)
+    if keys.offline is not None:
+        field_value = root.signed.unrecognized_fields.get(OFFLINE_ROLE_FIELD) or {}
+        offline_ids = set(field_value.get("keyids", ()))
+        for signer in keys.offline.signers:
+            keyid = public_key_of(signer).keyid
+            if keyid not in offline_ids:
+                raise RootKeysMismatch("offline", keyid)
+
+
 class Repository:
     """A TUF repository (director or image) that keeps its root history for rotation."""
 
@@ -189,14 +216,26 @@ class Repository:
         keys: RepositoryKeys,
         root_expires: datetime,
         offline_max_window: timedelta = timedelta(days=30),
+        *,
+        root: Metadata[Root] | None = None,
     ) -> None:
+        """Sign root v1 with ``keys.root``, or take ``root``: metadata the offline root keys
+        signed earlier (``cloud init-keys``), so the serving process never holds a root key.
+
+        A given root must list each online signer of ``keys`` under its role, else
+        :class:`RootKeysMismatch`: metadata signed by keys the root does not name would be
+        refused by every car anyway.
+        """
         self.keys = keys
         self._offline_max_window = offline_max_window
         self.roots: list[Metadata[Root]] = []
         self._root_envelopes: dict[int, tuple[Metadata[Root], _Signatures, bytes]] = {}
         self._version = 0
-        root = self._root_payload(keys, 1, root_expires)
-        md = Metadata(root)
+        if root is not None:
+            _check_online_keys(root, keys)
+            self._add_root(root, olpc.encode(root.to_dict()))
+            return
+        md = Metadata(self._root_payload(keys, 1, root_expires))
         self._add_root(md, _sign(md, keys.root.signers))
 
     def _add_root(self, md: Metadata[Root], envelope: bytes) -> None:
@@ -287,8 +326,10 @@ class Repository:
 class ImageRepository(Repository):
     """The image repository: what images exist, with Uptane custom fields."""
 
-    def __init__(self, keys: RepositoryKeys, root_expires: datetime) -> None:
-        super().__init__(keys, root_expires)
+    def __init__(
+        self, keys: RepositoryKeys, root_expires: datetime, *, root: Metadata[Root] | None = None
+    ) -> None:
+        super().__init__(keys, root_expires, root=root)
         self.targets = Targets()
 
     def add_image(
