@@ -33,7 +33,14 @@ from forecourt.cloud.app import create_app
 from forecourt.cloud.auth import Scope, issue_token
 from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.db import Database
-from forecourt.cloud.keys import PASSWORD_ENV, init_signing_keys, load_signing_keys
+from forecourt.cloud.keys import (
+    PASSWORD_ENV,
+    ROOT_LISTING,
+    ROOT_PASSWORD_ENV,
+    init_signing_keys,
+    load_signing_keys,
+    sign_roots,
+)
 from forecourt.cloud.problems import CloudProblem
 from forecourt.cloud.registry.dealers import (
     get_dealer,
@@ -43,7 +50,6 @@ from forecourt.cloud.registry.dealers import (
 from forecourt.cloud.registry.edge_logs import register_edge_log
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.server import TlsFiles, uvicorn_config
-from forecourt.cloud.signing import BundleSigner
 from forecourt.demo.cloud import seed_registry, upload_packages
 from forecourt.demo.data import generate_world
 from forecourt.demo.fleet import activatable, bought_features
@@ -51,6 +57,8 @@ from forecourt.ledger.checkpoint import SoftwareNoteSigner, verifier_for
 from forecourt.logging import get_logger
 from forecourt.settings import load_settings
 from forecourt.store.registry import VehicleRow
+from forecourt.trust._sslib import Metadata, Root
+from forecourt.trust.canonical import canonical_bytes
 from forecourt.trust.certificates import load_certificate, load_crl
 from forecourt.trust.cli import ordered_server_names
 from forecourt.trust.errors import TrustError
@@ -62,6 +70,8 @@ _log = get_logger("cloud.cli")
 
 ROOT_FILES = {"director": "director-root.json", "image": "image-root.json"}
 """The repository root metadata ``init-keys`` exports beside ``keys.json`` (pinned by cars)."""
+OFFLINE_DIR = "offline"
+"""Beside keys.json after init-keys: the root keys, to be moved off the cloud host."""
 LEDGER_KEY_FILE = "ledger-checkpoint.pem"
 LEDGER_VKEY_FILE = "ledger.vkey"
 CLOUD_TLS_NAME = "tls"
@@ -114,14 +124,29 @@ def _ledger_signer(keys_dir: Path, password: bytes) -> SoftwareNoteSigner:
     return SoftwareNoteSigner(key)
 
 
-def _root_expires(keys_dir: Path) -> datetime:
-    """The expiry the exported roots carry, so the roots a replica serves equal the pinned ones."""
-    path = keys_dir / ROOT_FILES["director"]
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return datetime.fromisoformat(str(doc["signed"]["expires"]).replace("Z", "+00:00"))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise _refuse(f"{path} is not the root metadata init-keys exports: {exc}") from exc
+def _exported_roots(keys_dir: Path) -> dict[str, Metadata[Root]]:
+    """The root metadata ``init-keys`` exported (and cars pin): served as is, never re-signed."""
+    roots: dict[str, Metadata[Root]] = {}
+    for name, file in ROOT_FILES.items():
+        path = keys_dir / file
+        try:
+            roots[name] = Metadata[Root].from_bytes(path.read_bytes())
+        except (OSError, ValueError, TypeError) as exc:
+            raise _refuse(f"{path} is not the root metadata init-keys exports: {exc}") from exc
+    return roots
+
+
+def _root_key_password(directory: Path) -> tuple[bytes, str]:
+    """The root keys' own password, and the variable a key URI names for it."""
+    password = os.environ.get(ROOT_PASSWORD_ENV)
+    if password:
+        return password.encode(), ROOT_PASSWORD_ENV
+    _log.warning(
+        "root_key_password_shared",
+        detail=f"{ROOT_PASSWORD_ENV} is not set: the root keys in {directory / OFFLINE_DIR} "
+        f"are encrypted with {PASSWORD_ENV}; set it to give them their own",
+    )
+    return _key_password(), PASSWORD_ENV
 
 
 @app.command("init-keys")
@@ -134,26 +159,38 @@ def init_keys_command(
         CloudConfig.ledger_origin, "--ledger-origin", help="The central ledger's origin line."
     ),
 ) -> None:
-    """Generate the role keys and the ledger key; export the roots cars pin and the ledger vkey.
+    """Generate the role keys and the ledger key; sign and export the roots cars pin and the
+    ledger vkey.
 
-    The keys are encrypted with FORECOURT_CLOUD_KEY_PASSWORD. An existing keys.json is never
-    overwritten: the cars in the field pin these roots.
+    The online role keys are encrypted with FORECOURT_CLOUD_KEY_PASSWORD; the two root keys go
+    to DIRECTORY/offline under FORECOURT_ROOT_KEY_PASSWORD (move that directory off the cloud
+    host: serve never reads it). An existing keys.json is never overwritten: the cars in the
+    field pin these roots.
     """
     password = _key_password()
     if (directory / "keys.json").exists():
         raise _refuse(f"{directory / 'keys.json'} exists; keys are never regenerated in place")
-    listing = init_signing_keys(directory, password)
+    root_password, root_env = _root_key_password(directory)
+    offline = directory / OFFLINE_DIR
+    listing = init_signing_keys(
+        directory,
+        password,
+        root_directory=offline,
+        root_password=root_password,
+        root_password_env=root_env,
+    )
     generate_file_key(directory / LEDGER_KEY_FILE, "ed25519", password)
     expires = (datetime.now(UTC) + timedelta(days=root_days)).replace(microsecond=0)
     try:
-        signer = BundleSigner(load_signing_keys(listing, expires))
+        roots = sign_roots(listing, offline / ROOT_LISTING, expires)
     except TrustError as exc:
         raise _refuse(f"{exc.code}: {exc}") from exc
-    for name, data in signer.root_bytes().items():
-        (directory / ROOT_FILES[name]).write_bytes(data)
+    for name, root in roots.items():
+        (directory / ROOT_FILES[name]).write_bytes(canonical_bytes(root.to_dict()))
     vkey = verifier_for(ledger_origin, _ledger_signer(directory, password)).to_vkey()
     (directory / LEDGER_VKEY_FILE).write_text(vkey + "\n", encoding="utf-8")
     typer.echo(f"keys           {listing}")
+    typer.echo(f"root keys      {offline / ROOT_LISTING} (offline: move off this host)")
     for name, file in ROOT_FILES.items():
         typer.echo(f"{name + ' root':<14} {directory / file} (pin in cars; expires {expires:%F})")
     typer.echo(f"ledger vkey    {directory / LEDGER_VKEY_FILE}: {vkey}")
@@ -217,7 +254,7 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
         issuing = load_certificate((pki / "ca.pem").read_bytes())
         config = CloudConfig(
             database_url=_database_url(database_url),
-            signing=load_signing_keys(keys, _root_expires(keys.parent)),
+            signing=load_signing_keys(keys, _exported_roots(keys.parent)),
             oem_root=root,
             oem_intermediates=(issuing,),
             crl=current_crl,

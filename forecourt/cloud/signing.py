@@ -52,8 +52,8 @@ class BundleSigner:
 
     def __init__(self, keys: SigningKeys) -> None:
         self._keys = keys
-        self.director = Repository(keys.director, keys.root_expires)
-        self.images = ImageRepository(keys.images, keys.root_expires)
+        self.director = Repository(keys.director, keys.root_expires, root=keys.director_root)
+        self.images = ImageRepository(keys.images, keys.root_expires, root=keys.image_root)
         self._lock = threading.Lock()
         self._image_md: TopLevelMetadata | None = None
         self._image_md_expires: datetime | None = None
