@@ -10,6 +10,7 @@ version counters that two threads must not interleave.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,13 +48,29 @@ def image_name(package: SoftwarePackage, hardware_number: str) -> str:
     return f"{package.name}-{package.version}.{hardware_number}"
 
 
+def metadata_version_clock() -> int:
+    """Milliseconds since the epoch: metadata versions that keep rising after a restart and
+    across replicas (cars refuse a lower timestamp/snapshot/targets version than they hold)."""
+    return time.time_ns() // 1_000_000
+
+
 class BundleSigner:
     """Director (online, and its offline role) and image repository of one cloud process."""
 
     def __init__(self, keys: SigningKeys) -> None:
         self._keys = keys
-        self.director = Repository(keys.director, keys.root_expires, root=keys.director_root)
-        self.images = ImageRepository(keys.images, keys.root_expires, root=keys.image_root)
+        self.director = Repository(
+            keys.director,
+            keys.root_expires,
+            root=keys.director_root,
+            version_clock=metadata_version_clock,
+        )
+        self.images = ImageRepository(
+            keys.images,
+            keys.root_expires,
+            root=keys.image_root,
+            version_clock=metadata_version_clock,
+        )
         self._lock = threading.Lock()
         self._image_md: TopLevelMetadata | None = None
         self._image_md_expires: datetime | None = None

@@ -11,7 +11,7 @@ is not frozen out by a one-day online expiry.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -218,9 +218,15 @@ class Repository:
         offline_max_window: timedelta = timedelta(days=30),
         *,
         root: Metadata[Root] | None = None,
+        version_clock: Callable[[], int] | None = None,
     ) -> None:
         """Sign root v1 with ``keys.root``, or take ``root``: metadata the offline root keys
         signed earlier (``cloud init-keys``), so the serving process never holds a root key.
+
+        ``version_clock`` (e.g. milliseconds since the epoch) makes the timestamp, snapshot and
+        targets versions rise across process restarts and replicas, not only within this object:
+        cars keep the last version they accepted and refuse a lower one (rollback), so a cloud that
+        counted from 1 again after a restart would lock out every car it had already served.
 
         A given root must list each online signer of ``keys`` under its role, else
         :class:`RootKeysMismatch`: metadata signed by keys the root does not name would be
@@ -231,6 +237,7 @@ class Repository:
         self.roots: list[Metadata[Root]] = []
         self._root_envelopes: dict[int, tuple[Metadata[Root], _Signatures, bytes]] = {}
         self._version = 0
+        self._version_clock = version_clock
         if root is not None:
             _check_online_keys(root, keys)
             self._add_root(root, olpc.encode(root.to_dict()))
@@ -277,6 +284,12 @@ class Repository:
     def root(self) -> Metadata[Root]:
         return self.roots[-1]
 
+    def _next_version(self) -> int:
+        """One more than the last version issued here, and never below the version clock."""
+        floor = self._version + 1
+        self._version = floor if self._version_clock is None else max(floor, self._version_clock())
+        return self._version
+
     def rotate_root(
         self, new_keys: RepositoryKeys, expires: datetime, version_step: int = 1
     ) -> Metadata[Root]:
@@ -289,7 +302,7 @@ class Repository:
 
     def publish(self, targets: Targets, expires: datetime) -> TopLevelMetadata:
         """Sign targets, snapshot and timestamp (all online roles) over ``targets``."""
-        self._version += 1
+        self._next_version()
         targets.version = self._version
         targets.expires = expires
         targets_md = Metadata(targets)
@@ -315,7 +328,7 @@ class Repository:
         """Sign targets with the offline role only (no timestamp/snapshot)."""
         if self.keys.offline is None:
             raise ValueError("this repository has no offline role")
-        self._version += 1
+        self._next_version()
         targets.version = self._version
         targets.expires = expires
         md = Metadata(targets)
@@ -327,9 +340,14 @@ class ImageRepository(Repository):
     """The image repository: what images exist, with Uptane custom fields."""
 
     def __init__(
-        self, keys: RepositoryKeys, root_expires: datetime, *, root: Metadata[Root] | None = None
+        self,
+        keys: RepositoryKeys,
+        root_expires: datetime,
+        *,
+        root: Metadata[Root] | None = None,
+        version_clock: Callable[[], int] | None = None,
     ) -> None:
-        super().__init__(keys, root_expires, root=root)
+        super().__init__(keys, root_expires, root=root, version_clock=version_clock)
         self.targets = Targets()
 
     def add_image(

@@ -6,10 +6,12 @@ floor of the role's version stands between the replayed metadata and the car.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
 from forecourt.trust import errors
+from forecourt.trust.issuer import Repository
 from forecourt.trust.model import NonceFreshness, OfflineFreshness
 from forecourt.trust.verifier import CarTrustState, MetadataVersions, verify_bundle
 
@@ -100,3 +102,43 @@ def test_a_rotated_timestamp_key_resets_its_floor_so_a_fast_forward_cannot_freez
     world.images.rotate_root(keys(), NOW + timedelta(days=365))  # new timestamp/snapshot keys
     after = verify_bundle(world.bundle(), fast_forwarded, NOW).next_state(fast_forwarded)
     assert after.image_versions.timestamp < 10**6
+
+
+def test_a_restarted_director_with_a_version_clock_still_serves_a_car_it_served_before() -> None:
+    """Cars keep version floors, so a cloud process must not count from 1 again after a restart."""
+    world = make_world()
+    car = _two_nonces(world.car)
+    ticks = iter([1_000, 1_000, 2_000])  # two publishes in one millisecond, then a restart
+
+    def clock() -> int:
+        return next(ticks)
+
+    def process(version_clock: Callable[[], int] | None) -> Repository:
+        return Repository(
+            world.director.keys,
+            NOW + timedelta(days=365),
+            root=world.director.root,
+            version_clock=version_clock,
+        )
+
+    images = world.images.publish_images(NOW + timedelta(days=30))
+    expires = NOW + timedelta(days=1)
+    first_process = process(clock)
+    served = world.builder(NonceFreshness("n-1"), counter=8).build(first_process, images, expires)
+    applied = verify_bundle(served, car, NOW).next_state(car)
+    assert applied.director_versions.targets == 1_000
+
+    same_tick = world.builder(NonceFreshness("n-2"), counter=9).build(
+        first_process, images, expires
+    )
+    assert verify_bundle(same_tick, applied, NOW).director_versions.targets == 1_001
+
+    after_restart = world.builder(NonceFreshness("n-2"), counter=9).build(
+        process(clock), images, expires
+    )
+    assert verify_bundle(after_restart, applied, NOW).director_versions.targets == 2_000
+
+    counting_from_one = world.builder(NonceFreshness("n-2"), counter=9).build(
+        process(None), images, expires
+    )
+    assert_refused(counting_from_one, applied, errors.RollbackAttempt)
