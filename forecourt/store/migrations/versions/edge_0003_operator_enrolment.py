@@ -24,9 +24,7 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("pending_role", sa.String(length=32), nullable=True))
         batch.add_column(
-            sa.Column(
-                "awaiting_approval", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("awaiting_approval", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
 
