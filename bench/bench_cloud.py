@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 
+from forecourt.cloud.grants import grant_terms
 from forecourt.core import ActivationPlan, LifecycleState, plan_activation
 from forecourt.logging import configure_logging
 from forecourt.trust.model import NonceFreshness
@@ -65,6 +66,7 @@ def activatable(world: CloudWorld) -> list[tuple[object, tuple[str, ...], Activa
 
 
 def signing_rate(world: CloudWorld, car: object, plan: ActivationPlan, seconds: float) -> float:
+    terms = grant_terms(plan, world.demo.catalog, world.demo.entitlements, NOW)
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         world.context.signer.sign(
@@ -72,8 +74,8 @@ def signing_rate(world: CloudWorld, car: object, plan: ActivationPlan, seconds: 
             car,
             freshness=NonceFreshness(uuid.uuid4().hex),
             activation_counter=count + 1,  # type: ignore[arg-type]
-            feature_until={},
-            feature_requires={},
+            feature_until=terms.until,
+            feature_requires=terms.requires,
             consent={},
             now=NOW,
             expires=NOW + world.config.activation_validity,
