@@ -53,6 +53,7 @@ from forecourt.cloud.server import TlsFiles, uvicorn_config
 from forecourt.demo.cloud import seed_registry, upload_packages
 from forecourt.demo.data import generate_world
 from forecourt.demo.fleet import activatable, bought_features
+from forecourt.http.workers import WorkersDidNotStart, start_workers
 from forecourt.ledger.checkpoint import SoftwareNoteSigner, verifier_for
 from forecourt.logging import get_logger
 from forecourt.settings import load_settings
@@ -238,8 +239,19 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     port: int = typer.Option(8443, "--port"),
     database_url: str | None = _DB,
     blob_dir: Path | None = _BLOBS,
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Worker processes on the port (one per core). Each opens its own database pool "
+        "and key sessions; PostgreSQL is needed for more than one.",
+    ),
 ) -> None:
     """Serve the cloud over mutual TLS; dealer certificates must chain to the PKI's root."""
+    url = _database_url(database_url)
+    if workers > 1 and url.startswith("sqlite"):
+        raise _refuse("--workers above 1 needs PostgreSQL: SQLite has one writer at a time")
     tls, _issuer = _server_tls(tls_dir, pki, host, ca_password)
     crl_path = pki / "crl.pem"
     if crl_path.exists():
@@ -249,26 +261,39 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
         return load_crl(crl_path.read_bytes()) if crl_path.exists() else None
 
     password = _key_password()
-    try:
-        root = load_certificate((pki / "root.pem").read_bytes())
-        issuing = load_certificate((pki / "ca.pem").read_bytes())
-        config = CloudConfig(
-            database_url=_database_url(database_url),
-            signing=load_signing_keys(keys, _exported_roots(keys.parent)),
-            oem_root=root,
-            oem_intermediates=(issuing,),
-            crl=current_crl,
-            blob_dir=_blob_dir(blob_dir),
-            ledger_signer=_ledger_signer(keys.parent, password),
-        )
-    except (OSError, TrustError) as exc:
-        raise _refuse(str(exc)) from exc
-    _log.info("cloud_starting", host=host, port=port, database=config.database_url.split(":")[0])
-    uvicorn.Server(
-        uvicorn_config(
+
+    def build() -> uvicorn.Config:
+        """The app of one worker: keys, HSM sessions and the database pool opened here."""
+        try:
+            root = load_certificate((pki / "root.pem").read_bytes())
+            issuing = load_certificate((pki / "ca.pem").read_bytes())
+            config = CloudConfig(
+                database_url=url,
+                signing=load_signing_keys(keys, _exported_roots(keys.parent)),
+                oem_root=root,
+                oem_intermediates=(issuing,),
+                crl=current_crl,
+                blob_dir=_blob_dir(blob_dir),
+                ledger_signer=_ledger_signer(keys.parent, password),
+                migrate=workers == 1,
+            )
+        except (OSError, TrustError) as exc:
+            raise _refuse(str(exc)) from exc
+        return uvicorn_config(
             create_app(config), tls, host=host, port=port, staff_without_certificate=True
         )
-    ).run()
+
+    _log.info("cloud_starting", host=host, port=port, database=url.split(":")[0], workers=workers)
+    if workers == 1:
+        uvicorn.Server(build()).run()
+        return
+    Database(url).dispose()  # migrate once, before any worker connects
+    try:
+        pool = start_workers(build, host, port, workers)
+    except (OSError, WorkersDidNotStart) as exc:
+        raise _refuse(f"the cloud did not start: {exc}", 1) from exc
+    typer.echo(f"serving {pool.url()} with {workers} workers")
+    raise typer.Exit(pool.supervise())
 
 
 @app.command("seed-demo")

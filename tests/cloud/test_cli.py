@@ -83,3 +83,18 @@ def test_token_and_dealer_certificate_commands(tmp_path: Path, sqlite_url: str) 
         env={"FORECOURT_PKI_CA_PASSWORD": "ca-password"},
     )
     assert unknown.exit_code == 1 and "dealer_unknown" in unknown.output
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path, sqlite_url: str) -> None:
+    # One writer at a time: worker processes would queue on SQLite's lock, so this is refused
+    # before anything is read, issued or bound.
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "keys.json").write_text("{}")
+    result = runner.invoke(
+        app,
+        ["cloud", "serve", "--pki", str(tmp_path / "pki"), "--keys", str(tmp_path / "keys.json"),
+         "--tls-dir", str(tmp_path / "tls"), "--database-url", sqlite_url, "--workers", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--workers above 1 needs PostgreSQL" in result.output
+    assert not (tmp_path / "tls").exists()

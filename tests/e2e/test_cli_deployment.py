@@ -216,7 +216,8 @@ def test_documented_commands_deploy_separate_processes_and_activate_a_car(
     blobs = ["--blob-dir", "cloud-blobs"]
     run = deployment.run
 
-    # OEM: PKI ceremony, repository and ledger keys, the registry, the cloud over mutual TLS.
+    # OEM: PKI ceremony, repository and ledger keys, the registry, the cloud over mutual TLS
+    # (two worker processes on one port, as production runs it).
     none: dict[str, str] = {}
     _, _, seeded = deployment.run_together(
         (("pki", "init", "pki"), none),
@@ -230,6 +231,7 @@ def test_documented_commands_deploy_separate_processes_and_activate_a_car(
     deployment.start(
         "cloud", "cloud", "serve", "--pki", "pki", "--keys", "keys/keys.json",
         "--tls-dir", "tls", "--host", cloud_host, "--port", str(cloud_port), *db, *blobs,
+        "--workers", "2",
     )  # fmt: skip
     oem_root = ssl.create_default_context(cafile=str(deployment.root / "pki" / "root.pem"))
     _until("cloud /v1/health", deployment, lambda: _answers(f"{cloud_url}/v1/health", oem_root))
