@@ -105,8 +105,8 @@ def uvicorn_config(
     certificate is still verified), so OEM staff can use tokens on the same listener; dealer
     routes then refuse such a caller with ``client_certificate_required``.
 
-    The context is built when uvicorn loads the config, from the files as they are then (a
-    CRL published later is re-read per request by the app; the handshake's copy by a restart).
+    The context is built when uvicorn loads the config; a CRL published later to ``tls.crl``
+    applies from the next handshake on (:mod:`forecourt.trust.crl_reload`) and per request.
 
     HTTP parsing is httptools' (C) and the event loop uvloop's unless ``http``/``loop`` say
     otherwise: per request they cost a fraction of h11 and the pure-Python asyncio loop.

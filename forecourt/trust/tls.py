@@ -18,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from forecourt.trust.crl_reload import CrlReloader
+
 __all__ = [
     "PemBundlePaths",
     "client_ssl_context",
@@ -102,18 +104,27 @@ def server_ssl_context(
 ) -> ssl.SSLContext:
     """Server side of mutual TLS: a client certificate chaining to the OEM root is required.
 
-    With ``crl`` (PEM of the issuing CA's CRL) a revoked client certificate fails the handshake.
+    With ``crl`` (PEM of the issuing CA's CRL) a revoked client certificate fails the handshake;
+    a newer CRL written to that file applies from the next handshake on, without a restart
+    (:class:`forecourt.trust.crl_reload.CrlReloader`).
     ``client_certificate_optional`` lets a client without a certificate complete the handshake
     (``CERT_OPTIONAL``: one that presents a certificate is still verified, against the CRL too),
     for a listener that also serves token-authenticated callers; the application must then
     refuse certificate-only routes itself.
     """
-    context = _base_context(ssl.Purpose.CLIENT_AUTH, cert, key, client_ca_bundle)
-    if client_certificate_optional:
-        context.verify_mode = ssl.CERT_OPTIONAL
+
+    def build(crl_file: Path | None) -> ssl.SSLContext:
+        context = _base_context(ssl.Purpose.CLIENT_AUTH, cert, key, client_ca_bundle)
+        if client_certificate_optional:
+            context.verify_mode = ssl.CERT_OPTIONAL
+        if crl_file is not None:
+            context.load_verify_locations(cafile=crl_file)
+            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        return context
+
+    context = build(crl)
     if crl is not None:
-        context.load_verify_locations(cafile=crl)
-        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        CrlReloader(crl, build).install(context)
     return context
 
 
