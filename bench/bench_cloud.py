@@ -5,7 +5,12 @@ no HTTP, no database) and raw PostgreSQL single-row commits/s (one INSERT per tr
 connection per worker). An authorisation needs both, so the lower of the two bounds it; the
 ratio printed is authorisations/s over that bound (goal: at least 50 %).
 
-Usage: .venv/bin/python bench/bench_cloud.py [--quick] [--concurrency N]
+The cloud runs as in production: ``--workers`` forked uvicorn processes (default: one per core)
+on one port (:mod:`forecourt.http.workers`), the clients in another process. For scale, the run
+also prints the rate of the cheapest request there is on the same connections (``GET
+/v1/health``, no database, no signature): what HTTP + TLS alone allow on this machine.
+
+Usage: .venv/bin/python bench/bench_cloud.py [--quick] [--concurrency N] [--workers N]
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import http.client
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -115,12 +121,13 @@ class Load:
     seconds: float
 
 
-def drive(load: Load) -> tuple[int, float, list[float]]:
+def drive(load: Load, path: str | None = None) -> tuple[int, float, list[float]]:
     """Run in its own process: ``workers`` keep-alive clients, each on its own cars.
 
     Returns (authorisations, seconds measured, latencies). A separate process keeps the
     clients' Python work off the server's interpreter lock; the standard library's HTTP client
     (one kept-alive connection per worker and dealer) keeps that work small on a shared machine.
+    With ``path``, each client GETs ``path`` instead (the HTTP + TLS floor).
     """
     from forecourt.trust.tls import client_ssl_context
 
@@ -150,6 +157,14 @@ def drive(load: Load) -> tuple[int, float, list[float]]:
             conn.getresponse().read()
         ready.wait()
         done = 0
+        while not stop.is_set() and path is not None:
+            conn = conns[mine[done % len(mine)][0]]
+            began = time.perf_counter()
+            conn.request("GET", path)
+            conn.getresponse().read()
+            with lock:
+                latencies.append(time.perf_counter() - began)
+            done += 1
         while not stop.is_set():
             dealer, template = mine[done % len(mine)]
             conn = conns[dealer]
@@ -182,11 +197,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 10.0
     workers = args.concurrency
     configure_logging("ERROR")
-    from forecourt.cloud.server import serve_in_thread
+    from forecourt.cloud.app import build_context, create_app
+    from forecourt.cloud.server import uvicorn_config
+    from forecourt.http.workers import start_workers
 
     with fresh_postgres_database() as url, tempfile.TemporaryDirectory() as tmp:
         world = build_world(url, vehicles=120 if args.quick else 300)
@@ -201,29 +219,51 @@ def main() -> None:
             tls[dealer] = (str(p.cert), str(p.key), str(p.ca))
         bodies = [(c.dealer_id, world.request(c, f)) for c, f, _p in cars]  # type: ignore[attr-defined]
         spawn = multiprocessing.get_context("spawn")
-        with (
-            serve_in_thread(world.app(), files) as base,
-            ProcessPoolExecutor(1, mp_context=spawn) as client,
-        ):
-            load = Load(base, tls, bodies, workers, seconds)
-            total, elapsed, latencies = client.submit(drive, load).result()
+        world.context.db.dispose()  # the workers fork: no pooled connection may cross
+
+        def build() -> Any:
+            app = create_app(world.config, build_context(world.config))
+            return uvicorn_config(app, files, lifespan="off", log_level="critical")
+
+        pool = start_workers(build, "127.0.0.1", 0, args.workers)
+        try:
+            with ProcessPoolExecutor(1, mp_context=spawn) as client:
+                load = Load(pool.url(), tls, bodies, workers, seconds)
+                floor, floor_s, _lat = client.submit(drive, load, "/v1/health").result()
+                total, elapsed, latencies = client.submit(drive, load).result()
+        finally:
+            pool.stop()
         car, _features, plan = cars[0]
         sign = signing_rate(world, car, plan, seconds / 2)
         commits = commit_rate(url, workers, seconds / 2)
         world.context.db.dispose()
+    report(args, (total, elapsed, latencies), sign, commits, floor / floor_s)
+
+
+def report(
+    args: argparse.Namespace,
+    measured: tuple[int, float, list[float]],
+    sign: float,
+    commits: float,
+    floor: float,
+) -> None:
+    total, elapsed, latencies = measured
     rate = total / elapsed
     ordered = sorted(latencies)
     p50 = statistics.median(ordered) * 1000
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
     bound = min(sign, commits)
-    print(f"concurrency                 {workers}   (clients in a separate process, keep-alive)")
+    clients = args.concurrency
+    print(f"concurrency                 {clients}   (clients in a separate process, keep-alive)")
+    print(f"server workers              {args.workers}   (processes on one port, SO_REUSEPORT)")
     print(
         f"authorisations/s            {rate:10.1f}   ({total} in {elapsed:.1f} s, mTLS, PostgreSQL)"
     )
     print(f"latency p50 / p99           {p50:7.1f} ms / {p99:.1f} ms")
     print(f"ceiling: bundle signing/s   {sign:10.1f}   (in-process, same plan)")
-    print(f"ceiling: PG commits/s       {commits:10.1f}   (single-row, {workers} connections)")
+    print(f"ceiling: PG commits/s       {commits:10.1f}   (single-row, {clients} connections)")
     print(f"ratio to the lower bound    {rate / bound:10.1%}   (goal >= 50 %)")
+    print(f"for scale: GET /v1/health   {floor:10.1f}   (mTLS request, no database, no signature)")
 
 
 if __name__ == "__main__":
