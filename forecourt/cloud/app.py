@@ -25,6 +25,7 @@ from forecourt.cloud.problems import install_problem_handlers
 from forecourt.cloud.registry.routes import registry_router
 from forecourt.cloud.signing import BundleSigner
 from forecourt.cloud.sync.routes import sync_router
+from forecourt.cloud.trust_routes import trust_router
 from forecourt.ledger.api import create_ledger_router
 from forecourt.ledger.checkpoint import SoftwareNoteSigner
 from forecourt.ledger.log import TransparencyLog
@@ -67,6 +68,7 @@ def create_app(config: CloudConfig, context: CloudContext | None = None) -> Fast
     app.include_router(activation_router())
     app.include_router(offline_router())
     app.include_router(sync_router())
+    app.include_router(trust_router())
     log = TransparencyLog(
         MerkleLogStore(ctx.db.engine),
         config.ledger_origin,

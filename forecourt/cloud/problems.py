@@ -50,6 +50,7 @@ class ProblemCode(StrEnum):
     OFFLINE_NOT_ASSIGNED = "offline_vehicle_not_assigned"
     IMPORT_FORMAT = "import_format_invalid"
     REQUEST_BODY_TOO_LARGE = "request_body_too_large"
+    CRL_UNAVAILABLE = "crl_unavailable"
 
 
 class CloudProblem(Problem[ProblemCode]):
