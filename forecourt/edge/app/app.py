@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from forecourt.edge.app.api import create_api_router
 from forecourt.edge.app.consent import ConsentDesk
@@ -47,9 +48,11 @@ def create_app(services: EdgeServices, settings: ConsoleSettings | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         unsubscribe = metrics.watch(services.activations)
+        unwatch_anomalies = metrics.watch_anomalies(services.anomalies)
         try:
             yield
         finally:
+            unwatch_anomalies()
             unsubscribe()
 
     app = FastAPI(
@@ -75,6 +78,7 @@ def create_app(services: EdgeServices, settings: ConsoleSettings | None = None) 
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
+        await run_in_threadpool(metrics.refresh_anomalies)
         return Response(metrics.exposition(), media_type=metrics.content_type)
 
     return app

@@ -15,6 +15,12 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecourt.core import ComplianceProfile
+from forecourt.edge.anomaly import (
+    AnomalyEventRepository,
+    AnomalyMonitor,
+    Thresholds,
+    thresholds_from_environment,
+)
 from forecourt.edge.app.checks import Check
 from forecourt.edge.cache import CacheFreshness
 from forecourt.edge.offline import OfflineStock
@@ -100,6 +106,19 @@ class EdgeServices:
     host_checks: Sequence[Callable[[], Check]] = ()
     """The box's own probes (cloud reachable, clock skew, certificates, disk), run by the
     self-check after the service checks; see :mod:`forecourt.edge.app.host_checks`."""
+    anomaly_thresholds: Thresholds | None = None
+    """When the anomaly rules fire; None: ``FORECOURT_ANOMALY_*`` from the environment, else the
+    documented defaults (:func:`forecourt.edge.anomaly.thresholds_from_environment`)."""
+    anomalies: AnomalyMonitor = field(init=False, repr=False, compare=False)
+    """Built here, one per services bundle: it remembers which anomalies were already logged."""
+
+    def __post_init__(self) -> None:
+        thresholds = self.anomaly_thresholds or thresholds_from_environment()
+        repository = AnomalyEventRepository(self.sessions, self.dealer_id)
+        # frozen: the monitor is derived from the other fields once, at construction
+        object.__setattr__(
+            self, "anomalies", AnomalyMonitor(repository.recent, thresholds, self.clock)
+        )
 
     def feature(self, code: str) -> FeatureNotice | None:
         return next((f for f in self.features if f.code == code), None)

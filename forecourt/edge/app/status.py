@@ -3,6 +3,9 @@
 Each check answers "can this store activate a car right now, and if not, why": the database
 answers, the ledger has a recent signed checkpoint, the outbox is draining (no dead messages),
 offline packages are in stock for when the backbone fails, the package cache has what cars need.
+After them, one ``anomaly_<code>`` check per active anomaly (activation bursts, refusals in a row,
+off-hours work, failed sign-ins, offline packages used fast; see :mod:`forecourt.edge.anomaly`),
+its summary saying what was seen and what to do; or one ``anomalies`` check ``ok`` when none is.
 A check that cannot run reports ``error`` with its reason; it never hides behind ``ok``.
 """
 
@@ -12,12 +15,13 @@ from collections import Counter
 
 from sqlalchemy import text
 
+from forecourt.edge.anomaly import Anomaly, Severity
 from forecourt.edge.app.checks import Check
 from forecourt.edge.app.services import EdgeServices
 from forecourt.logging import get_logger
 
 _log = get_logger("edge.app.status")
-__all__ = ["Check", "overall", "self_check"]
+__all__ = ["Check", "anomaly_checks", "overall", "self_check"]
 
 
 def self_check(services: EdgeServices) -> list[Check]:
@@ -34,6 +38,11 @@ def self_check(services: EdgeServices) -> list[Check]:
         except Exception as exc:  # a broken probe is reported, not raised
             _log.exception("self_check_failed", check=name)
             checks.append(Check(name, "error", f"{type(exc).__name__}: {exc}"))
+    try:
+        checks.extend(anomaly_checks(services.anomalies.evaluate()))
+    except Exception as exc:  # an anomaly scan that cannot run is an error row, not a crash
+        _log.exception("self_check_failed", check="anomalies")
+        checks.append(Check("anomalies", "error", f"{type(exc).__name__}: {exc}"))
     for extra in services.host_checks:
         try:
             checks.append(extra())
@@ -114,3 +123,21 @@ def _cache(services: EdgeServices) -> Check:
             "corruptions_detected": f.corruptions_detected,
         },
     )
+
+
+def anomaly_checks(anomalies: list[Anomaly]) -> list[Check]:
+    """A check per anomaly (critical: ``error``, warning: ``warn``), or one ``ok`` row for none.
+
+    The summary carries the recommendation too: ``forecourt edge status`` prints only summaries.
+    """
+    if not anomalies:
+        return [Check("anomalies", "ok", "no anomalous activity seen")]
+    return [
+        Check(
+            f"anomaly_{a.code.value}",
+            "error" if a.severity is Severity.CRITICAL else "warn",
+            f"{a.message} Recommended: {a.recommendation}",
+            a.to_json(),
+        )
+        for a in anomalies
+    ]
