@@ -49,9 +49,11 @@ __all__ = [
     "Repository",
     "RepositoryKeys",
     "RoleSigners",
+    "RootChainInvalid",
     "RootKeysMismatch",
     "TopLevelMetadata",
     "bundle_bytes",
+    "check_root_chain",
 ]
 
 
@@ -191,6 +193,50 @@ class RootKeysMismatch(ValueError):
         self.keyid = keyid
 
 
+class RootChainInvalid(ValueError):
+    """A root history that a car pinned at its first root would refuse (or could not follow)."""
+
+    def __init__(self, message: str, version: int | None = None) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+def _root_signed_by(signer: Root, md: Metadata[Root], whose: str) -> None:
+    result = signer.get_verification_result("root", md.signed_bytes, md.signatures)
+    if not result:
+        raise RootChainInvalid(
+            f"root v{md.signed.version}: {len(result.signed)} of {result.threshold} "
+            f"signatures of {whose} root keys valid",
+            md.signed.version,
+        )
+
+
+def check_root_chain(roots: Sequence[Metadata[Root]]) -> None:
+    """Check a root history, oldest first, the way a car pinned at its first root walks it.
+
+    Each root must carry its own root role's threshold of signatures, and each root N+1 also
+    the threshold of root N's keys (TUF §5.3.4), with versions rising by one: a history that
+    breaks any of these would be refused by every car, so the cloud refuses to serve or extend
+    it instead (:class:`RootChainInvalid`). Expiry is not checked: a car only needs the last
+    root unexpired, and rotating is how an expiring root is renewed.
+    """
+    if not roots:
+        raise RootChainInvalid("no root metadata")
+    previous: Metadata[Root] | None = None
+    for md in roots:
+        if previous is not None:
+            expected = previous.signed.version + 1
+            if md.signed.version != expected:
+                raise RootChainInvalid(
+                    f"root v{md.signed.version} follows v{previous.signed.version}, "
+                    f"expected v{expected}",
+                    md.signed.version,
+                )
+            _root_signed_by(previous.signed, md, f"v{previous.signed.version}'s")
+        _root_signed_by(md.signed, md, "its own")
+        previous = md
+
+
 def _check_online_keys(root: Metadata[Root], keys: RepositoryKeys) -> None:
     for name in ("timestamp", "snapshot", "targets"):
         role: RoleSigners = getattr(keys, name)
@@ -218,10 +264,17 @@ class Repository:
         offline_max_window: timedelta = timedelta(days=30),
         *,
         root: Metadata[Root] | None = None,
+        history: Sequence[Metadata[Root]] = (),
         version_clock: Callable[[], int] | None = None,
     ) -> None:
         """Sign root v1 with ``keys.root``, or take ``root``: metadata the offline root keys
-        signed earlier (``cloud init-keys``), so the serving process never holds a root key.
+        signed earlier (``cloud init-keys``, ``cloud rotate-keys``), so the serving process never
+        holds a root key.
+
+        ``history`` are the roots before ``root``, oldest first (v1 .. vN-1, as exported): every
+        published bundle carries v2 .. vN, so a car that pinned v1 at the factory walks the chain
+        to the root that lists today's keys. The whole chain is checked first
+        (:func:`check_root_chain`, else :class:`RootChainInvalid`).
 
         ``version_clock`` (e.g. milliseconds since the epoch) makes the timestamp, snapshot and
         targets versions rise across process restarts and replicas, not only within this object:
@@ -239,9 +292,13 @@ class Repository:
         self._version = 0
         self._version_clock = version_clock
         if root is not None:
+            check_root_chain([*history, root])
             _check_online_keys(root, keys)
-            self._add_root(root, olpc.encode(root.to_dict()))
+            for md in (*history, root):
+                self._add_root(md, olpc.encode(md.to_dict()))
             return
+        if history:
+            raise ValueError("a root history needs the root it leads to (root=)")
         md = Metadata(self._root_payload(keys, 1, root_expires))
         self._add_root(md, _sign(md, keys.root.signers))
 
@@ -345,9 +402,12 @@ class ImageRepository(Repository):
         root_expires: datetime,
         *,
         root: Metadata[Root] | None = None,
+        history: Sequence[Metadata[Root]] = (),
         version_clock: Callable[[], int] | None = None,
     ) -> None:
-        super().__init__(keys, root_expires, root=root, version_clock=version_clock)
+        super().__init__(
+            keys, root_expires, root=root, history=history, version_clock=version_clock
+        )
         self.targets = Targets()
 
     def add_image(
