@@ -6,6 +6,8 @@ A cloud replica is started from files an operator prepared once (see docs/operat
   role moves to an HSM by editing one line), the central ledger's checkpoint key, and the two
   root metadata files every car pins at the factory (``director-root.json``, ``image-root.json``)
   with the ledger's verifier key (``ledger.vkey``) that edges check receipts with;
+* ``rotate-keys DIR``: the offline key-rotation ceremony (new role keys, root vN+1 exported as
+  ``director-root.N.json``; see docs/key-rotation.md);
 * ``seed-demo`` / ``import-vehicles``: load the registry;
 * ``serve``: mutual TLS with a certificate from ``forecourt pki issue-cloud`` (or issued at start
   when the issuing CA's password is given).
@@ -35,10 +37,16 @@ from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.db import Database
 from forecourt.cloud.keys import (
     PASSWORD_ENV,
+    REPOSITORIES,
     ROOT_LISTING,
     ROOT_PASSWORD_ENV,
+    RootHistoryError,
+    RotationRefused,
     init_signing_keys,
+    load_root_history,
     load_signing_keys,
+    root_file_name,
+    rotate_signing_keys,
     sign_roots,
 )
 from forecourt.cloud.problems import CloudProblem
@@ -69,8 +77,9 @@ from forecourt.trust.oem_pki import OemPki
 app = typer.Typer(no_args_is_help=True)
 _log = get_logger("cloud.cli")
 
-ROOT_FILES = {"director": "director-root.json", "image": "image-root.json"}
-"""The repository root metadata ``init-keys`` exports beside ``keys.json`` (pinned by cars)."""
+ROOT_FILES = {repo: root_file_name(repo, 1) for repo in REPOSITORIES}
+"""The repository root metadata ``init-keys`` exports beside ``keys.json`` (pinned by cars);
+``rotate-keys`` adds ``director-root.2.json`` ... beside them."""
 OFFLINE_DIR = "offline"
 """Beside keys.json after init-keys: the root keys, to be moved off the cloud host."""
 LEDGER_KEY_FILE = "ledger-checkpoint.pem"
@@ -125,16 +134,13 @@ def _ledger_signer(keys_dir: Path, password: bytes) -> SoftwareNoteSigner:
     return SoftwareNoteSigner(key)
 
 
-def _exported_roots(keys_dir: Path) -> dict[str, Metadata[Root]]:
-    """The root metadata ``init-keys`` exported (and cars pin): served as is, never re-signed."""
-    roots: dict[str, Metadata[Root]] = {}
-    for name, file in ROOT_FILES.items():
-        path = keys_dir / file
-        try:
-            roots[name] = Metadata[Root].from_bytes(path.read_bytes())
-        except (OSError, ValueError, TypeError) as exc:
-            raise _refuse(f"{path} is not the root metadata init-keys exports: {exc}") from exc
-    return roots
+def _exported_roots(keys_dir: Path) -> dict[str, tuple[Metadata[Root], ...]]:
+    """The root history ``init-keys`` and ``rotate-keys`` exported, v1 (what cars pin) first:
+    served as is, never re-signed; a history that would not verify in a car is refused."""
+    try:
+        return load_root_history(keys_dir)
+    except RootHistoryError as exc:
+        raise _refuse(f"the exported root metadata in {keys_dir} cannot be served: {exc}") from exc
 
 
 def _root_key_password(directory: Path) -> tuple[bytes, str]:
@@ -195,6 +201,99 @@ def init_keys_command(
     for name, file in ROOT_FILES.items():
         typer.echo(f"{name + ' root':<14} {directory / file} (pin in cars; expires {expires:%F})")
     typer.echo(f"ledger vkey    {directory / LEDGER_VKEY_FILE}: {vkey}")
+
+
+def _refuse_rotation(message: str, code: int = 2) -> typer.Exit:
+    """Log the refused ceremony (reason only, never a password) and print it."""
+    _log.warning("rotate_keys_refused", reason=message)
+    return _refuse(message, code)
+
+
+def _rotation_passwords(root_listing: Path) -> tuple[bytes, bytes, str]:
+    """The online keys' password, and the one new root keys are encrypted with (and its
+    variable): ``FORECOURT_ROOT_KEY_PASSWORD``, else the online one, as ``init-keys`` does."""
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise _refuse_rotation(
+            f"set {PASSWORD_ENV}: the ceremony loads the online keys and encrypts new ones"
+        )
+    root_password = os.environ.get(ROOT_PASSWORD_ENV)
+    if root_password:
+        return password.encode(), root_password.encode(), ROOT_PASSWORD_ENV
+    _log.warning(
+        "root_key_password_shared",
+        detail=f"{ROOT_PASSWORD_ENV} is not set: new root keys in {root_listing.parent} "
+        f"are encrypted with {PASSWORD_ENV}",
+    )
+    return password.encode(), password.encode(), PASSWORD_ENV
+
+
+@app.command("rotate-keys")
+def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    directory: Path = typer.Argument(
+        ..., file_okay=False, help="The keys directory init-keys wrote (keys.json, roots)."
+    ),
+    repository: str = typer.Option(
+        ..., "--repository", help="Whose keys rotate: director, image or both."
+    ),
+    roles: str = typer.Option(
+        ...,
+        "--roles",
+        help="Comma-separated roles to give new keys: root, timestamp, snapshot, targets, offline.",
+    ),
+    threshold: int | None = typer.Option(
+        None,
+        "--threshold",
+        help="Signatures each rotated role needs (default: its current threshold).",
+    ),
+    key_count: int | None = typer.Option(
+        None, "--key-count", help="Keys generated per rotated role (default: the threshold)."
+    ),
+    root_days: int = typer.Option(365, "--root-days", help="Validity of the new roots (days)."),
+    root_keys: Path | None = typer.Option(
+        None,
+        "--root-keys",
+        dir_okay=False,
+        help="root-keys.json of the offline root keys (default: DIRECTORY/offline/root-keys.json).",
+    ),
+) -> None:
+    """Rotate repository keys offline: new keys for the named roles, root vN+1 signed by the
+    current root keys (and the new ones if root rotates), exported as REPO-root.N.json.
+
+    Needs FORECOURT_CLOUD_KEY_PASSWORD and the root keys' password (FORECOURT_ROOT_KEY_PASSWORD).
+    Old key files and director-root.json / image-root.json (what cars pinned) stay; keys.json is
+    replaced last. A refusal (exit 2) changes nothing. Restart the cloud replicas afterwards.
+    """
+    root_listing = root_keys or directory / OFFLINE_DIR / ROOT_LISTING
+    repositories = list(REPOSITORIES) if repository == "both" else [repository]
+    named = [r.strip() for r in roles.split(",")]
+    if root_days < 1:
+        raise _refuse_rotation(f"--root-days {root_days} is below 1")
+    password, root_password, root_env = _rotation_passwords(root_listing)
+    expires = (datetime.now(UTC) + timedelta(days=root_days)).replace(microsecond=0)
+    try:
+        rotated = rotate_signing_keys(
+            directory,
+            repositories=repositories,
+            roles=named,
+            expires=expires,
+            password=password,
+            root_listing=root_listing,
+            root_password=root_password,
+            root_password_env=root_env,
+            threshold=threshold,
+            key_count=key_count,
+        )
+    except RotationRefused as exc:
+        raise _refuse_rotation(str(exc)) from exc
+    except OSError as exc:
+        raise _refuse_rotation(f"writing the new keys failed, nothing changed: {exc}", 1) from exc
+    for done in rotated:
+        version = done.root.signed.version
+        typer.echo(f"{done.repository} root v{version}  {done.root_file} (expires {expires:%F})")
+        for path in done.key_files:
+            typer.echo(f"  new key      {path}")
+    typer.echo("restart every cloud replica to sign with the new keys (docs/key-rotation.md)")
 
 
 def _server_tls(

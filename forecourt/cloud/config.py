@@ -51,9 +51,13 @@ class SigningKeys:
     root_expires: datetime
     metadata_validity: timedelta = timedelta(hours=1)
     director_root: Metadata[Root] | None = None
-    """Root metadata signed offline (``cloud init-keys``); ``None``: signed here by
-    ``director.root`` (tests, the demo)."""
+    """The newest root metadata signed offline (``cloud init-keys``, ``cloud rotate-keys``);
+    ``None``: root v1 signed here by ``director.root`` (tests, the demo)."""
     image_root: Metadata[Root] | None = None
+    director_root_history: tuple[Metadata[Root], ...] = ()
+    """The roots before ``director_root``, oldest first (v1 .. vN-1; empty before any
+    rotation). Every bundle carries v2 .. vN so a car that pinned v1 walks to the newest root."""
+    image_root_history: tuple[Metadata[Root], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,26 +11,109 @@ line of either listing may name an HSM key (``pkcs11:...``) instead.
 ``cloud init-keys``); :func:`load_signing_keys` loads only the online role keys plus the exported
 root metadata, so a serving process never holds a root key. Without ``root_directory`` the root
 keys stay beside the others (the single-process demo).
+
+:func:`rotate_signing_keys` is the key-rotation ceremony (``cloud rotate-keys``, run offline with
+the root keys): new keys for the named roles, root vN+1 signed by the old and (if root rotates)
+the new root keys, exported as ``<repo>-root.<N+1>.json`` beside v1 (``<repo>-root.json``, what
+cars pinned). A listing line may name several key URIs (a list) when a role's threshold is above
+one. :func:`load_root_history` reads the exported chain back and checks it as a car walks it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from forecourt.cloud.config import SigningKeys
-from forecourt.trust._sslib import Metadata, Root
-from forecourt.trust.issuer import Repository, RepositoryKeys, RoleSigners
-from forecourt.trust.keys import generate_file_key, load_signer
+from forecourt.logging import get_logger
+from forecourt.trust._sslib import CryptoSigner, Metadata, Root, Signer
+from forecourt.trust.canonical import canonical_bytes
+from forecourt.trust.errors import TrustError
+from forecourt.trust.issuer import (
+    Repository,
+    RepositoryKeys,
+    RoleSigners,
+    RootChainInvalid,
+    RootKeysMismatch,
+    check_root_chain,
+)
+from forecourt.trust.keys import generate_file_key, load_signer, public_key_of
+from forecourt.trust.model import OFFLINE_ROLE_FIELD
 
 PASSWORD_ENV = "FORECOURT_CLOUD_KEY_PASSWORD"  # noqa: S105 - the variable's name
 ROOT_PASSWORD_ENV = "FORECOURT_ROOT_KEY_PASSWORD"  # noqa: S105 - the variable's name
+KEY_LISTING = "keys.json"
 ROOT_LISTING = "root-keys.json"
 REPOSITORIES = ("director", "image")
 ONLINE_ROLES = ("timestamp", "snapshot", "targets", "offline")
-_ROLES = ("root", *ONLINE_ROLES)
+ROLES = ("root", *ONLINE_ROLES)
+
+_log = get_logger("cloud.keys")
+
+
+class KeyListingError(ValueError):
+    """``keys.json`` or ``root-keys.json`` is missing, unreadable or not a key listing."""
+
+
+class RootHistoryError(ValueError):
+    """The exported root metadata is missing, unreadable, has a gap or does not verify."""
+
+
+class RotationRefused(ValueError):
+    """``cloud rotate-keys`` cannot rotate as asked; nothing was written."""
+
+
+def root_file_name(repository: str, version: int) -> str:
+    """Where root ``version`` of ``repository`` is exported: v1 (what cars pinned at the
+    factory) keeps its ``init-keys`` name, later ones carry their version."""
+    if version == 1:
+        return f"{repository}-root.json"
+    return f"{repository}-root.{version}.json"
+
+
+def _uri_list(value: object, what: str) -> list[str]:
+    """A listing line: one key URI, or a list of them (a role with several keys)."""
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise KeyListingError(f"{what}: expected a key URI or a non-empty list of key URIs")
+
+
+def _read_listing(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KeyListingError(f"cannot read {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise KeyListingError(f"{path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise KeyListingError(f"{path} is not a key listing (a JSON object)")
+    return data
+
+
+def _threshold(root: Root, role: str) -> int:
+    """The threshold ``root`` sets for ``role`` (the offline role lives in a custom field)."""
+    if role == "offline":
+        field = root.unrecognized_fields.get(OFFLINE_ROLE_FIELD)
+        value = field.get("threshold") if isinstance(field, dict) else None
+        return value if isinstance(value, int) else 1
+    return root.roles[role].threshold
+
+
+def _offline_window(root: Root) -> timedelta:
+    field = root.unrecognized_fields.get(OFFLINE_ROLE_FIELD)
+    seconds = field.get("max_window_seconds") if isinstance(field, dict) else None
+    return timedelta(seconds=seconds) if isinstance(seconds, int) else timedelta(days=30)
 
 
 def init_signing_keys(
@@ -70,8 +153,15 @@ def init_signing_keys(
     return listing
 
 
-def _online(uris: Mapping[str, str]) -> RepositoryKeys:
-    roles = {role: RoleSigners([load_signer(uris[role])]) for role in ONLINE_ROLES}
+def _online(uris: Mapping[str, Any], root: Root | None = None) -> RepositoryKeys:
+    """Every online role's signers (all of its listed keys sign), with ``root``'s thresholds."""
+    roles = {
+        role: RoleSigners(
+            [load_signer(uri) for uri in _uri_list(uris.get(role), role)],
+            _threshold(root, role) if root is not None else 1,
+        )
+        for role in ONLINE_ROLES
+    }
     return RepositoryKeys(root=RoleSigners([]), **roles)
 
 
@@ -87,7 +177,7 @@ def sign_roots(
         root_uri = root_uris.get(repo) or uris[repo]["root"]
         keys = _online(uris[repo])
         keys = RepositoryKeys(
-            RoleSigners([load_signer(root_uri)]),
+            RoleSigners([load_signer(uri) for uri in _uri_list(root_uri, f"{repo} root")]),
             keys.timestamp,
             keys.snapshot,
             keys.targets,
@@ -97,17 +187,377 @@ def sign_roots(
     return roots
 
 
-def load_signing_keys(listing: Path, roots: Mapping[str, Metadata[Root]]) -> SigningKeys:
+def load_root_history(directory: Path) -> dict[str, tuple[Metadata[Root], ...]]:
+    """Each repository's exported roots, oldest first: ``<repo>-root.json`` (v1) then
+    ``<repo>-root.2.json`` ... with no gap, each file holding the version its name says, the
+    chain signed as a car checks it (:func:`check_root_chain`); else :class:`RootHistoryError`.
+    """
+    history: dict[str, tuple[Metadata[Root], ...]] = {}
+    for repo in REPOSITORIES:
+        prefix = f"{repo}-root."
+        later: dict[int, Path] = {}
+        for path in directory.glob(f"{prefix}*.json"):
+            middle = path.name[len(prefix) : -len(".json")]
+            if middle.isdigit() and not middle.startswith("0"):
+                later[int(middle)] = path
+        expected = list(range(2, 2 + len(later)))
+        if sorted(later) != expected:
+            found = ", ".join(f"v{v}" for v in sorted(later))
+            raise RootHistoryError(f"{repo} root history has a gap: {found} after v1")
+        chain = []
+        for version in (1, *expected):
+            path = directory / root_file_name(repo, version)
+            try:
+                md = Metadata[Root].from_bytes(path.read_bytes())
+            except OSError as exc:
+                raise RootHistoryError(f"cannot read {path}: {exc.strerror}") from exc
+            except (ValueError, TypeError, KeyError) as exc:
+                raise RootHistoryError(f"{path} is not root metadata: {exc}") from exc
+            if md.signed.version != version:
+                raise RootHistoryError(f"{path} holds root v{md.signed.version}, not v{version}")
+            chain.append(md)
+        try:
+            check_root_chain(chain)
+        except RootChainInvalid as exc:
+            raise RootHistoryError(f"{repo} root history does not verify: {exc}") from exc
+        history[repo] = tuple(chain)
+    return history
+
+
+def _as_chain(value: Metadata[Root] | Sequence[Metadata[Root]]) -> tuple[Metadata[Root], ...]:
+    return (value,) if isinstance(value, Metadata) else tuple(value)
+
+
+def load_signing_keys(
+    listing: Path, roots: Mapping[str, Metadata[Root] | Sequence[Metadata[Root]]]
+) -> SigningKeys:
     """The online role keys of both repositories (files or HSM URIs) with the exported roots.
 
+    ``roots`` gives each repository's root, or its whole history oldest first
+    (:func:`load_root_history`): the newest root signs nothing here but must list the online
+    keys, and bundles carry the chain after v1 so cars pinned at v1 follow a rotation.
     No root key is loaded, even if ``keys.json`` still names one (a deployment from before the
     split): the roots are served as exported.
     """
     uris = json.loads(listing.read_text())
+    director, image = _as_chain(roots["director"]), _as_chain(roots["image"])
     return SigningKeys(
-        _online(uris["director"]),
-        _online(uris["image"]),
-        roots["director"].signed.expires,
-        director_root=roots["director"],
-        image_root=roots["image"],
+        _online(uris["director"], director[-1].signed),
+        _online(uris["image"], image[-1].signed),
+        director[-1].signed.expires,
+        director_root=director[-1],
+        image_root=image[-1],
+        director_root_history=director[:-1],
+        image_root_history=image[:-1],
     )
+
+
+@dataclass(frozen=True)
+class RotatedRepository:
+    """What one repository's rotation exported: the new root and the new key files."""
+
+    repository: str
+    root: Metadata[Root]
+    root_file: Path
+    key_files: tuple[Path, ...]
+
+
+class _Staged:
+    """New files held in memory until every check and signature passed, then written.
+
+    Each file is created exclusively (an existing file is never overwritten, and a file that
+    appeared meanwhile fails the commit); the listings are replaced last, each through a
+    temporary file and ``os.replace``. A failure while writing removes what this commit created
+    and puts back the listings it replaced, so the directory is as before.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[Path, tuple[bytes, int]] = {}
+
+    def add(self, path: Path, data: bytes, mode: int = 0o644) -> None:
+        if path.exists() or path in self.files:
+            raise RotationRefused(f"{path} exists; rotation never overwrites a file")
+        self.files[path] = (data, mode)
+
+    def new_key(self, path: Path, password: bytes, env: str) -> tuple[Signer, str]:
+        """An Ed25519 key to be written at ``path`` (PKCS#8, encrypted), and its key URI."""
+        private = ed25519.Ed25519PrivateKey.generate()
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+        self.add(path, pem, 0o600)
+        return CryptoSigner(private), f"file:{path}?password-env={env}"
+
+    def commit(self, listings: Sequence[tuple[Path, bytes]]) -> None:
+        created: list[Path] = []
+        replaced: list[tuple[Path, bytes]] = []
+        try:
+            for path, (data, mode) in self.files.items():
+                _write_new(path, data, mode)
+                created.append(path)
+            for path, data in listings:
+                before = path.read_bytes()
+                _replace(path, data)
+                replaced.append((path, before))
+        except OSError:
+            for path, before in reversed(replaced):
+                _replace(path, before)
+            for path in created:
+                path.unlink(missing_ok=True)
+            raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically: a reader sees the old or the new listing, never a part."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, path.stat().st_mode & 0o777)
+        os.replace(temp, path)
+    except OSError:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _key_file(directory: Path, stem: str, version: int, index: int, count: int) -> Path:
+    """``director-targets.v2.pem``; ``director-targets.v2.1.pem`` ... for several keys."""
+    suffix = f".v{version}" if count == 1 else f".v{version}.{index}"
+    return directory / f"{stem}{suffix}.pem"
+
+
+@dataclass(frozen=True)
+class _Request:
+    roles: tuple[str, ...]
+    threshold: int | None
+    key_count: int | None
+    expires: datetime
+    password: bytes
+    root_password: bytes
+    root_password_env: str
+
+
+def _check_request(repositories: Sequence[str], request: _Request) -> None:
+    if not repositories or any(r not in REPOSITORIES for r in repositories):
+        raise RotationRefused(
+            f"unknown repository in {', '.join(repositories) or 'nothing'}: "
+            f"expected {', '.join(REPOSITORIES)} or both"
+        )
+    if not request.roles:
+        raise RotationRefused(f"name at least one role to rotate: {', '.join(ROLES)}")
+    unknown = [r for r in request.roles if r not in ROLES]
+    if unknown:
+        raise RotationRefused(
+            f"unknown role {', '.join(unknown)}: the roles are {', '.join(ROLES)}"
+        )
+    if len(set(request.roles)) != len(request.roles):
+        raise RotationRefused("a role is named twice")
+    if request.threshold is not None and request.threshold < 1:
+        raise RotationRefused(f"threshold {request.threshold} is below 1")
+    if request.key_count is not None and request.key_count < 1:
+        raise RotationRefused(f"key count {request.key_count} is below 1")
+
+
+def _current_root_signers(
+    repo: str, current: Metadata[Root], root_uris: Mapping[str, Any], root_listing: Path
+) -> list[Signer]:
+    """The root keys of ``repo``'s current root, all of them, or :class:`RotationRefused`."""
+    try:
+        signers = [load_signer(u) for u in _uri_list(root_uris.get(repo), f"{repo} root")]
+    except (TrustError, KeyListingError) as exc:
+        raise RotationRefused(f"{repo} root keys unavailable ({root_listing}): {exc}") from exc
+    loaded = {public_key_of(s).keyid for s in signers}
+    listed = set(current.signed.roles["root"].keyids)
+    if loaded != listed:
+        raise RotationRefused(
+            f"{root_listing} names {len(loaded)} {repo} root key(s), {len(loaded & listed)} of "
+            f"them among the {len(listed)} root v{current.signed.version} lists: not the "
+            "current root keys"
+        )
+    return signers
+
+
+def _rotate_one(
+    repo: str,
+    chain: tuple[Metadata[Root], ...],
+    *,
+    directory: Path,
+    root_directory: Path,
+    uris: dict[str, Any],
+    root_uris: dict[str, Any],
+    root_listing: Path,
+    request: _Request,
+    staged: _Staged,
+) -> RotatedRepository:
+    current = chain[-1]
+    version = current.signed.version + 1
+    if not isinstance(uris.get(repo), dict):
+        raise RotationRefused(f"keys.json lists no {repo} repository")
+    try:
+        online = _online(uris[repo], current.signed)
+    except (TrustError, KeyListingError) as exc:
+        raise RotationRefused(f"{repo} online keys unavailable: {exc}") from exc
+    root_signers = _current_root_signers(repo, current, root_uris, root_listing)
+    old = replace(online, root=RoleSigners(root_signers, _threshold(current.signed, "root")))
+    try:
+        repository = Repository(
+            old,
+            current.signed.expires,
+            _offline_window(current.signed),
+            root=current,
+            history=chain[:-1],
+        )
+    except RootKeysMismatch as exc:
+        raise RotationRefused(
+            f"keys.json does not match {repo} root v{current.signed.version}: {exc}"
+        ) from exc
+    for role in ONLINE_ROLES:
+        kept: RoleSigners | None = getattr(old, role)
+        if role not in request.roles and kept is not None and len(kept.signers) < kept.threshold:
+            raise RotationRefused(
+                f"keys.json lists {len(kept.signers)} {repo} {role} key(s) for threshold "
+                f"{kept.threshold}: root v{version} would list a role no one can sign for"
+            )
+    rotated: dict[str, RoleSigners] = {}
+    key_files: list[Path] = []
+    for role in request.roles:
+        threshold = request.threshold or _threshold(current.signed, role)
+        count = request.key_count or threshold
+        if threshold > count:
+            raise RotationRefused(
+                f"threshold {threshold} for {repo} {role} is larger than its {count} key(s)"
+            )
+        is_root = role == "root"
+        where = root_directory if is_root else directory
+        password = request.root_password if is_root else request.password
+        env = request.root_password_env if is_root else PASSWORD_ENV
+        signers, new_uris = [], []
+        for index in range(1, count + 1):
+            path = _key_file(where, f"{repo}-{role}", version, index, count)
+            signer, uri = staged.new_key(path, password, env)
+            signers.append(signer)
+            new_uris.append(uri)
+            key_files.append(path)
+        rotated[role] = RoleSigners(signers, threshold)
+        listing_value: str | list[str] = new_uris[0] if count == 1 else new_uris
+        if is_root:
+            root_uris[repo] = listing_value
+        else:
+            uris[repo][role] = listing_value
+    try:
+        new_root = repository.rotate_root(replace(old, **rotated), request.expires)
+        exported = Metadata[Root].from_bytes(canonical_bytes(new_root.to_dict()))
+        check_root_chain([*chain, exported])  # as a car pinned at v1 will walk it
+    except (TrustError, RootChainInvalid) as exc:
+        raise RotationRefused(f"{repo} root v{version} could not be signed: {exc}") from exc
+    root_file = directory / root_file_name(repo, version)
+    staged.add(root_file, canonical_bytes(new_root.to_dict()))
+    return RotatedRepository(repo, exported, root_file, tuple(key_files))
+
+
+def rotate_signing_keys(
+    directory: Path,
+    *,
+    repositories: Sequence[str],
+    roles: Sequence[str],
+    expires: datetime,
+    password: bytes,
+    root_listing: Path,
+    root_password: bytes,
+    root_password_env: str = ROOT_PASSWORD_ENV,
+    threshold: int | None = None,
+    key_count: int | None = None,
+) -> list[RotatedRepository]:
+    """Rotate ``roles`` of each of ``repositories``: root vN+1 over new keys for those roles.
+
+    Runs offline with the current root keys (``root_listing``): root vN+1 is signed by all of
+    them and, if ``root`` is among ``roles``, by the new root keys too (TUF §5.3.4), so a car
+    walking from v1 accepts it. Each rotated role gets ``key_count`` new Ed25519 keys (default:
+    ``threshold``) of which ``threshold`` must sign (default: the role's current threshold);
+    online keys are encrypted with ``password`` and listed in ``keys.json``, root keys with
+    ``root_password`` beside ``root_listing``. New key files carry the version
+    (``director-targets.v2.pem``) and old ones stay; the new root is exported as
+    ``<repo>-root.<N+1>.json``.
+
+    Everything is checked and signed before the first byte is written: the exported history
+    verifies, the listed keys load and are the current root's, the request makes sense; any
+    failure raises :class:`RotationRefused` with nothing changed on disk. Then the new files are
+    created, and the listings replaced, ``keys.json`` last.
+    """
+    request = _Request(
+        tuple(roles),
+        threshold,
+        key_count,
+        expires,
+        password,
+        root_password,
+        root_password_env,
+    )
+    _check_request(repositories, request)
+    listing = directory / KEY_LISTING
+    try:
+        uris = _read_listing(listing)
+        root_uris = _read_listing(root_listing)
+    except KeyListingError as exc:
+        raise RotationRefused(str(exc)) from exc
+    try:
+        history = load_root_history(directory)
+    except RootHistoryError as exc:
+        raise RotationRefused(f"the exported roots do not verify: {exc}") from exc
+    staged = _Staged()
+    done = [
+        _rotate_one(
+            repo,
+            history[repo],
+            directory=directory,
+            root_directory=root_listing.parent,
+            uris=uris,
+            root_uris=root_uris,
+            root_listing=root_listing,
+            request=request,
+            staged=staged,
+        )
+        for repo in dict.fromkeys(repositories)
+    ]
+    listings: list[tuple[Path, bytes]] = []
+    if "root" in request.roles:
+        listings.append((root_listing, json.dumps(root_uris, indent=2).encode()))
+    if set(request.roles) - {"root"}:
+        listings.append((listing, json.dumps(uris, indent=2).encode()))  # last: the switch
+    staged.commit(listings)
+    for rotated in done:
+        _log.info(
+            "keys_rotated",
+            repository=rotated.repository,
+            root_version=rotated.root.signed.version,
+            roles=list(request.roles),
+            thresholds={r: _threshold(rotated.root.signed, r) for r in request.roles},
+            root_file=str(rotated.root_file),
+        )
+    return done

@@ -63,12 +63,14 @@ class BundleSigner:
             keys.director,
             keys.root_expires,
             root=keys.director_root,
+            history=keys.director_root_history,
             version_clock=metadata_version_clock,
         )
         self.images = ImageRepository(
             keys.images,
             keys.root_expires,
             root=keys.image_root,
+            history=keys.image_root_history,
             version_clock=metadata_version_clock,
         )
         self._lock = threading.Lock()
@@ -77,7 +79,10 @@ class BundleSigner:
         self._dirty = True
 
     def roots(self) -> dict[str, Metadata[Root]]:
-        """The root metadata cars pin at the factory."""
+        """The newest root of each repository: what the factory pins in a new car.
+
+        A car pinned at an older root (v1 from ``init-keys``) still verifies every bundle: each
+        one carries the root chain from v2 on (see :class:`SigningKeys`)."""
         return {"director": self.director.root, "image": self.images.root}
 
     def root_bytes(self) -> dict[str, bytes]:
