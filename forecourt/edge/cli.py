@@ -1,4 +1,4 @@
-"""``forecourt edge serve|status`` and ``forecourt activate``: the dealer's edge from a shell.
+"""``forecourt edge serve|status|refresh-crl`` and ``forecourt activate``: the edge from a shell.
 
 The commands talk to a running edge through its console API (``/api/v1``), signed in as an
 operator with password + TOTP, so a command line passes exactly the session, CSRF and permission
@@ -60,6 +60,8 @@ from forecourt.edge.app.transport import (
     console_transport,
 )
 from forecourt.edge.audit import EdgeAudit
+from forecourt.edge.cloud_client import CloudUnreachable, HttpCloudClient, MutualTls
+from forecourt.edge.crl import CrlOutcome, CrlRefresher
 from forecourt.edge.operators import (
     AlreadyBootstrapped,
     NewOperator,
@@ -70,7 +72,14 @@ from forecourt.edge.operators import (
 )
 from forecourt.edge.operators.repository import OperatorRepository
 from forecourt.edge.operators.totp import TotpEnrolment
-from forecourt.edge.wiring import EdgeSettings, _ledger_signer, ledger_verifier, start_edge
+from forecourt.edge.wiring import (
+    EdgeSettings,
+    _ledger_signer,
+    dealer_crl_path,
+    issuing_ca,
+    ledger_verifier,
+    start_edge,
+)
 from forecourt.ledger.log import TransparencyLog
 from forecourt.ledger.repository import MerkleLogStore
 from forecourt.logging import get_logger
@@ -740,6 +749,54 @@ def ledger_key_command(
     if out is not None:
         out.write_text(vkey + "\n", encoding="utf-8")
     typer.echo(vkey)
+
+
+@app.command("refresh-crl")
+def refresh_crl_command(
+    dealer_id: str = _DEALER,
+    data_dir: Path | None = _DATA_DIR,
+    cloud_url: str | None = typer.Option(
+        None, "--cloud-url", help="The cloud's URL (default: FORECOURT_CLOUD_URL)."
+    ),
+    tls_dir: Path | None = typer.Option(
+        None, "--tls-dir", help="edge-cert.pem, edge-key.pem, ca.pem and the crl.pem to refresh."
+    ),
+) -> None:
+    """Fetch the issuing CA's CRL from the cloud now and replace crl.pem if it is newer.
+
+    The running edge does the same at start and every hour; the next car session delivers the
+    new CRL. Exit codes: 0 updated or unchanged, 3 refused (older, expired, foreign or badly
+    signed CRL, or none in the cloud; the held file is untouched), 5 cloud unreachable."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        settings = _edge_settings(
+            dealer_id, data_dir, None, None, cloud_url=cloud_url, tls_dir=tls_dir
+        )
+        missing = [
+            p for p in (settings.tls_cert, settings.tls_key, settings.tls_ca) if not p.exists()
+        ]
+        if missing:
+            raise CliProblem(f"no dealer certificate: {', '.join(map(str, missing))}")
+        try:
+            issuer = issuing_ca(settings)
+        except ValueError as exc:
+            raise CliProblem(str(exc)) from exc
+        tls = MutualTls(settings.tls_cert, settings.tls_key, settings.tls_ca)
+        cloud = HttpCloudClient(settings.cloud_url, tls=tls)
+        try:
+            refresh = CrlRefresher(
+                cloud, dealer_crl_path(settings), issuer, settings.clock
+            ).refresh()
+        except CloudUnreachable as exc:
+            raise CliProblem(str(exc), EXIT_UNREACHABLE) from exc
+        finally:
+            cloud.close()
+        if refresh.outcome is CrlOutcome.REFUSED:
+            raise CliProblem(refresh.describe(), EXIT_REFUSED)
+        console.print(f"{refresh.describe()} ({dealer_crl_path(settings)})")
+
+    _run(console, body)
 
 
 operator_app = typer.Typer(no_args_is_help=True)

@@ -11,6 +11,7 @@ method                      route                                           idem
 ``push_events``             ``POST /v1/sync/events`` (a batch)              CloudEvents ``id``
 ``submit_checkpoint``       ``POST /v1/ledger/checkpoints``                 same note, same tree
 ``sync_operators``          ``PUT  /v1/dealer/operators``                   (whole list)
+``fetch_crl``               ``GET  /v1/trust/crl`` (``If-None-Match``)      (read)
 ==========================  ==============================================  ===================
 
 Outbox events (workflow steps, consent records, offline package uses, completions) go in
@@ -54,6 +55,7 @@ from forecourt.ledger.logoflogs import Receipt
 from forecourt.ledger.merkle import ConsistencyProof
 from forecourt.ledger.wire import consistency_to_json
 from forecourt.logging import get_logger
+from forecourt.trust.crl_reload import crl_etag
 from forecourt.trust.tls import client_ssl_context
 
 _log = get_logger("edge.cloud_client")
@@ -64,6 +66,10 @@ ACTIVATION_COMPLETED_EVENT = "forecourt.edge.activation.completed.v1"
 OFFLINE_PACKAGE_USED_EVENT = "forecourt.edge.offline_package.used.v1"
 #: CloudEvents 1.0 HTTP binding, batched content mode.
 SYNC_BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
+#: RFC 2585 §4.2: a DER CRL, as ``GET /v1/trust/crl`` answers it.
+PKIX_CRL = "application/pkix-crl"
+#: The largest CRL the edge takes (the car's own bound, ``forecourt.vehicle.revocation``).
+MAX_CRL_BYTES = 256 * 1024
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -277,6 +283,12 @@ class CloudClient(Protocol):
         """Replace the dealer's operator list in the cloud: ``(operator_id, role)`` pairs."""
         ...
 
+    def fetch_crl(self, etag: str | None = None) -> bytes | None:
+        """The issuing CA's current CRL (DER, unverified: :mod:`forecourt.edge.crl` checks it),
+        or ``None`` when it is still the one whose entity tag is ``etag`` (``crl_etag``).
+        """
+        ...
+
     def peer(self) -> TlsPeer | None:
         """The TLS peer of the most recent call, if any."""
         ...
@@ -426,6 +438,23 @@ class HttpCloudClient:
         )
         return int(body.get("operators", 0))
 
+    def fetch_crl(self, etag: str | None = None) -> bytes | None:
+        headers = {"accept": f"{PKIX_CRL}, application/problem+json"}
+        if etag is not None:
+            headers["if-none-match"] = etag
+        response = self._send("fetch_crl", "GET", "/v1/trust/crl", headers=headers)
+        if response.status_code == 304:
+            return None
+        media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != PKIX_CRL or len(response.content) > MAX_CRL_BYTES:
+            raise CloudRefused(
+                "fetch_crl",
+                502,
+                ("malformed_response",),
+                f"{media_type or 'no media type'}, {len(response.content)} bytes",
+            )
+        return response.content
+
     def submit_checkpoint(self, note: str, consistency: ConsistencyProof | None) -> Receipt:
         payload: dict[str, Any] = {"checkpoint": note}
         if consistency is not None:
@@ -436,6 +465,13 @@ class HttpCloudClient:
     # -- transport ------------------------------------------------------------------------------
 
     def _call(self, operation: str, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        body = self._send(operation, method, url, **kwargs).json()
+        if not isinstance(body, dict):
+            raise CloudRefused(operation, 502, ("malformed_response",), "not an object")
+        return body
+
+    def _send(self, operation: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One call with retries: the first answer below 400, else a refusal or unreachable."""
         failures = 0
         while True:
             try:
@@ -445,10 +481,7 @@ class HttpCloudClient:
             else:
                 self._remember_peer(response)
                 if response.status_code < 400:
-                    body = response.json()
-                    if not isinstance(body, dict):
-                        raise CloudRefused(operation, 502, ("malformed_response",), "not an object")
-                    return body
+                    return response
                 if response.status_code not in _RETRY_STATUS:
                     refused = _refusal(operation, response)
                     _log.warning(
@@ -627,6 +660,15 @@ class FakeCloudClient:
         self._check("sync_operators")
         self.operators = list(operators)
         return len(self.operators)
+
+    crl: bytes | None = None
+    """What ``fetch_crl`` answers (DER, or any bytes a test wants the edge to refuse)."""
+
+    def fetch_crl(self, etag: str | None = None) -> bytes | None:
+        self._check("fetch_crl")
+        if self.crl is None:
+            raise CloudRefused("fetch_crl", 404, ("crl_unavailable",))
+        return None if etag == crl_etag(self.crl) else self.crl
 
     def events_of_type(self, event_type: str) -> list[dict[str, Any]]:
         return [e for e in self.received.values() if e["type"] == event_type]

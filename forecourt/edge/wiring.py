@@ -29,9 +29,14 @@ Usage (the CLI, the demo and the end-to-end tests do exactly this)::
    cloud before the refill, so its car is not stocked again); then the offline package stock is
    refilled (best effort: the cloud may be down);
 4. ``resume_all()`` picks up every workflow a previous process left unfinished;
-5. one background thread drains the outbox every ``sync_interval`` and queues a ledger
-   checkpoint every ``checkpoint_interval`` when the log grew; :meth:`Edge.close` stops it,
-   waits for running workflows, closes the cloud client and the database.
+5. one background thread drains the outbox every ``sync_interval``, queues a ledger
+   checkpoint every ``checkpoint_interval`` when the log grew, and refreshes the CRL every
+   ``crl_refresh_interval``; :meth:`Edge.close` stops it, waits for running workflows, closes
+   the cloud client and the database.
+
+When the cloud answered at start, the issuing CA's CRL is refreshed too (before workflows
+resume): ``crl.pem`` beside the TLS certificate, which the edge writes to every car after 0x29,
+is replaced by the cloud's newer CRL once it is checked (:mod:`forecourt.edge.crl`).
 
 The dealer's TLS certificate and key (issued by the OEM PKI, ``forecourt pki issue-dealer``)
 serve twice: mutual TLS to the cloud, and UDS 0x29 to cars (the certificate is presented, the key
@@ -53,6 +58,7 @@ from pathlib import Path
 
 import httpx
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -68,6 +74,7 @@ from forecourt.blobs import ResumableDownloader
 from forecourt.edge.audit import EdgeAudit
 from forecourt.edge.cache import PackageCache
 from forecourt.edge.cloud_client import CloudError, HttpCloudClient, MutualTls, PackageRef
+from forecourt.edge.crl import CrlRefresh, CrlRefresher
 from forecourt.edge.link.connector import ConnectorSettings, DoipCarConnector
 from forecourt.edge.link.doip import LinkConfig
 from forecourt.edge.link.protocol import DealerCredentials
@@ -123,6 +130,8 @@ class EdgeSettings:
     cache_budget_bytes: int = 8 * 1024**3
     sync_interval: float = 5.0
     checkpoint_interval: float = 60.0
+    crl_refresh_interval: float = 3600.0
+    """Seconds between CRL refreshes in the background loop (also run at start)."""
     max_parallel: int = 8
     allow_offline: bool = True
     link: LinkConfig = field(default_factory=LinkConfig)
@@ -155,10 +164,12 @@ class Edge:
     cache: PackageCache
     hub: ProgressHub
     connector: DoipCarConnector
+    crl: CrlRefresher
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _operators_digest: str | None = None
     _anchored_size: int = 0
+    _crl_answered: bool = False
     _closed: bool = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -168,6 +179,8 @@ class Edge:
         self.sync_operators()
         if self._operators_digest is not None:  # the link is up: report what waited first,
             self.outbox.drain()  # so a car activated offline is not stocked again
+            # and carry the newest revocations to the cars from now on
+            self._crl_answered = self.refresh_crl() is not None
         self.refill_offline_stock()
         resumed = self.activations.resume_all()
         if background:
@@ -241,6 +254,15 @@ class Edge:
                 _log.warning("offline_image_not_cached", sha256=ref.sha256, error=str(exc))
         return added
 
+    def refresh_crl(self) -> CrlRefresh | None:
+        """Replace ``crl.pem`` with the cloud's CRL if it is checked and newer
+        (:mod:`forecourt.edge.crl`); ``None`` when the cloud did not answer (logged)."""
+        try:
+            return self.crl.refresh()
+        except CloudError as exc:
+            _log.warning("crl_not_refreshed", error=str(exc))
+            return None
+
     def queue_checkpoint(self) -> bool:
         """Queue a checkpoint of the edge log for anchoring if it grew since the last one."""
         size = self.log.store.size()
@@ -264,6 +286,7 @@ class Edge:
 
     def _loop(self) -> None:
         last_checkpoint = 0.0
+        last_crl: float | None = 0.0 if self._crl_answered else None
         elapsed = 0.0
         interval = self.settings.sync_interval
         while not self._stop.wait(interval):
@@ -274,6 +297,9 @@ class Edge:
                     self.queue_checkpoint()
                     last_checkpoint = elapsed
                 self.outbox.drain()
+                due = last_crl is None or elapsed - last_crl >= self.settings.crl_refresh_interval
+                if due and self.refresh_crl() is not None:  # None: unreachable, next pass again
+                    last_crl = elapsed
             except Exception:  # the loop must survive anything; what failed is logged
                 _log.exception("edge_sync_pass_failed")
 
@@ -370,6 +396,7 @@ def build_edge(settings: EdgeSettings) -> Edge:
         cache=cache,
         hub=hub,
         connector=connector,
+        crl=CrlRefresher(cloud, dealer_crl_path(settings), issuing_ca(settings), clock),
     )
 
 
@@ -397,11 +424,38 @@ def dealer_credentials(settings: EdgeSettings) -> DealerCredentials:
     return DealerCredentials(certificate.public_bytes(Encoding.DER), prove)
 
 
+def dealer_crl_path(settings: EdgeSettings) -> Path:
+    """``crl.pem`` beside ``tls_cert``, where ``forecourt cloud dealer-cert`` / ``pki
+    issue-dealer`` write the issuing CA's CRL and :class:`CrlRefresher` replaces it."""
+    return settings.tls_cert.parent / "crl.pem"
+
+
+def issuing_ca(settings: EdgeSettings) -> x509.Certificate:
+    """The issuing CA certificate of the dealer's chain (the intermediate after the leaf in
+    ``tls_cert``), checked to be signed by the pinned OEM root: what a CRL must be signed by.
+
+    Raises ``ValueError`` when the bundle holds no issuer of the leaf signed by the root."""
+    chain = x509.load_pem_x509_certificates(settings.tls_cert.read_bytes())
+    root = x509.load_pem_x509_certificates(settings.tls_ca.read_bytes())[0]
+    for candidate in chain[1:]:
+        if candidate.subject != chain[0].issuer:
+            continue
+        try:
+            candidate.verify_directly_issued_by(root)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise ValueError(
+                f"{settings.tls_cert}: issuing CA {candidate.subject.rfc4514_string()} is not "
+                f"signed by the OEM root in {settings.tls_ca}"
+            ) from exc
+        return candidate
+    raise ValueError(f"{settings.tls_cert} holds no issuing CA certificate after the leaf")
+
+
 def dealer_crl(settings: EdgeSettings) -> Callable[[], bytes | None]:
-    """The issuing CA's CRL among the dealer TLS files (``crl.pem`` beside ``tls_cert``, as
-    ``forecourt cloud dealer-cert`` / ``pki issue-dealer`` write it), read at each car session so
-    a replaced file is delivered without a restart; ``None`` when the edge holds none."""
-    path = settings.tls_cert.parent / "crl.pem"
+    """The issuing CA's CRL among the dealer TLS files (:func:`dealer_crl_path`), read at each
+    car session so a replaced (refreshed) file is delivered without a restart; ``None`` when the
+    edge holds none."""
+    path = dealer_crl_path(settings)
 
     def read() -> bytes | None:
         return path.read_bytes() if path.is_file() else None
