@@ -112,6 +112,7 @@ def install_problem_handlers(
     respond: Callable[[Request, Problem[CodeT]], Response],
     validation_failed: CodeT,
     not_found: CodeT,
+    internal_error: str = "internal_error",
 ) -> None:
     """Route the service's errors and FastAPI's own refusals through ``respond``.
 
@@ -119,6 +120,11 @@ def install_problem_handlers(
     its problem; a request FastAPI cannot validate becomes 422 ``validation_failed`` with the
     ``errors`` member (location and message only, never the input), an unknown route 404
     ``not_found`` and any other framework refusal its status with ``validation_failed``.
+
+    Anything else (a bug, a lost database) is 500 ``internal_error`` without details, sent with
+    ``Connection: close``: Starlette re-raises the exception after this answer so the server logs
+    it, and uvicorn then closes the connection. A keep-alive client that was not told would send
+    its next request into that closing socket and see a spurious transport failure.
     """
 
     async def on_handled(request: Request, exc: Exception) -> Response:
@@ -145,7 +151,19 @@ def install_problem_handlers(
         )
         return respond(request, problem)
 
+    async def on_crash(request: Request, _exc: Exception) -> Response:
+        problem: Problem[str] = Problem(
+            500,
+            internal_error,
+            "Internal error",
+            "the server could not complete the request",
+        )
+        response = respond(request, problem)  # type: ignore[arg-type]
+        response.headers["connection"] = "close"
+        return response
+
     for kind in handled:
         app.add_exception_handler(kind, on_handled)
+    app.add_exception_handler(Exception, on_crash)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
