@@ -54,10 +54,14 @@ COMMANDS: dict[str, _Entry] = {
         "Activate a car (or a reviewed batch) through the edge server.",
     ),
     "cloud": _Entry(
-        "forecourt.cloud.cli", "app", "The carmaker's platform: serve, import, dealer keys."
+        "forecourt.cloud.cli",
+        "app",
+        "The carmaker's platform: serve, import, dealer certificates, key rotation.",
     ),
     "edge": _Entry(
-        "forecourt.edge.cli", "app", "The dealer's activation server: serve, status, operators."
+        "forecourt.edge.cli",
+        "app",
+        "The dealer's activation server: serve, status, operators, CRL refresh.",
     ),
     "vehicle": _Entry(
         "forecourt.vehicle.cli", "app", "The vehicle simulator: provision, run, fleet."
