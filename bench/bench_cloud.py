@@ -110,6 +110,49 @@ def commit_rate(url: str, workers: int, seconds: float) -> float:
     return sum(counts) / (time.perf_counter() - start)
 
 
+_PAD_VEHICLES = """
+INSERT INTO registry_vehicles (vin, model, model_year, plant, build_date, market, option_codes,
+    state, dealer_id, owner_ref, activation_counter, offline_counter, feed_digest)
+SELECT 'ZZ' || lpad(to_hex(g), 15, '0'), v.model, v.model_year, v.plant, v.build_date, v.market,
+    v.option_codes, 'delivered', v.dealer_id, NULL, 1, 0, v.feed_digest
+FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g,
+    (SELECT * FROM registry_vehicles LIMIT 1) AS v
+"""
+_PAD_ECUS = """
+INSERT INTO registry_ecus (vin, role, logical_address, serial, hardware_number, software_version,
+    signing_public_key, sealing_public_key)
+SELECT 'ZZ' || lpad(to_hex(g), 15, '0'), e.role, e.logical_address,
+    e.serial || '-' || to_hex(g), e.hardware_number, e.software_version,
+    e.signing_public_key, e.sealing_public_key
+FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g,
+    (SELECT * FROM registry_ecus WHERE vin = (SELECT min(vin) FROM registry_ecus)) AS e
+"""
+_PAD_ACTIVATIONS = """
+INSERT INTO registry_activations (request_id, request_digest, vin, open_vin, dealer_id,
+    operator_id, status, created_at, expires_at, activation_counter, bundle, outcome)
+SELECT 'pad-' || to_hex(g), md5(g::text) || md5(g::text), 'ZZ' || lpad(to_hex(g), 15, '0'), NULL,
+    v.dealer_id, 'op-pad', 'applied', now() - interval '30 days', now() - interval '30 days',
+    1, NULL, NULL
+FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g,
+    (SELECT * FROM registry_vehicles LIMIT 1) AS v
+"""
+
+
+def pad_registry(url: str, vehicles: int) -> float:
+    """Add ``vehicles`` delivered cars (4 ECUs each as the first car has, one past activation
+    each) so lookups run against a registry of realistic size; returns the seconds it took."""
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    began = time.perf_counter()
+    step = 250_000
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for start in range(1, vehicles + 1, step):
+            bounds = {"start": start, "stop": min(vehicles, start + step - 1)}
+            for statement in (_PAD_VEHICLES, _PAD_ECUS, _PAD_ACTIVATIONS):
+                conn.execute(statement, bounds)
+        conn.execute("ANALYZE")
+    return time.perf_counter() - began
+
+
 @dataclass(frozen=True)
 class Load:
     """What the client process needs: the URL, each dealer's TLS files, one body per car."""
@@ -198,6 +241,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--registry",
+        type=int,
+        default=0,
+        help="Extra delivered cars (with ECUs and a past activation each) in the registry.",
+    )
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 10.0
     workers = args.concurrency
@@ -209,6 +258,9 @@ def main() -> None:
     with fresh_postgres_database() as url, tempfile.TemporaryDirectory() as tmp:
         world = build_world(url, vehicles=120 if args.quick else 300)
         cars = activatable(world)
+        if args.registry:
+            padded = pad_registry(url, args.registry)
+            print(f"registry padded with {args.registry:,} cars in {padded:.0f} s")
         if len(cars) < workers:
             raise SystemExit(f"only {len(cars)} activatable cars for {workers} workers")
         files = world.tls_files(Path(tmp) / "server")
@@ -256,6 +308,7 @@ def report(
     clients = args.concurrency
     print(f"concurrency                 {clients}   (clients in a separate process, keep-alive)")
     print(f"server workers              {args.workers}   (processes on one port, SO_REUSEPORT)")
+    print(f"registry                    {args.registry:,} extra delivered cars")
     print(
         f"authorisations/s            {rate:10.1f}   ({total} in {elapsed:.1f} s, mTLS, PostgreSQL)"
     )
