@@ -945,3 +945,84 @@ def operator_enrol_command(  # noqa: PLR0917 - Typer maps each parameter to an o
             typer.echo(f"operator {username} enrolled")
 
     _run(console, body)
+
+
+# -- transparency report -------------------------------------------------------------------------
+
+
+@app.command("transparency-report")
+def transparency_report_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    dealer_id: str = _DEALER,
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="The file to write."),
+    data_dir: Path | None = _DATA_DIR,
+    start: str | None = typer.Option(
+        None, "--from", help="First day covered, YYYY-MM-DD (default: the last full quarter)."
+    ),
+    end: str | None = typer.Option(
+        None, "--to", help="First day NOT covered, YYYY-MM-DD (the period is [from, to))."
+    ),
+    fmt: str = typer.Option("html", "--format", help="html, json or pdf."),
+    profile_file: Path | None = typer.Option(
+        None,
+        "--profile",
+        dir_okay=False,
+        help="The compliance profile as the cloud publishes it ({version, profile} JSON); "
+        "default: fetched from the cloud with the edge's certificate.",
+    ),
+    edge_id: str | None = _EDGE_ID,
+    database_url: str | None = _EDGE_DB,
+) -> None:
+    """Write the store's transparency report for a period: activations, consent and its
+    withdrawal, data processed and why, operator activity per role, reviews, anomalies, and the
+    ledger checkpoint backing them. Aggregates only; cells below 5 read "< 5".
+    Exit codes: 0 written, 2 bad input (nothing written), 5 profile unavailable from the cloud."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        from datetime import UTC, datetime  # noqa: PLC0415 - the command loads its part lazily
+
+        from forecourt.edge import transparency as tr  # noqa: PLC0415
+        from forecourt.edge.transparency.local import (  # noqa: PLC0415
+            ReportSourceError,
+            edge_database,
+            english_purposes,
+            load_profile,
+            write_whole,
+        )
+
+        def refuse(reason: str, exit_code: int = 2) -> CliProblem:
+            _log.warning("transparency_report_refused", dealer_id=dealer_id, reason=reason)
+            return CliProblem(reason, exit_code)
+
+        if fmt not in tr.FORMATS:
+            raise refuse(f"--format must be one of {', '.join(tr.FORMATS)}, not {fmt!r}")
+        now = datetime.now(UTC)
+        try:
+            if start is None and end is None:
+                period = tr.last_full_quarter(now.date())
+            elif start is None or end is None:
+                raise refuse("give both --from and --to, or neither (the last full quarter)")
+            else:
+                period = tr.Period.parse(start, end)
+        except tr.PeriodError as exc:
+            raise refuse(str(exc)) from exc
+        settings = _edge_settings(dealer_id, data_dir, edge_id, database_url)
+        try:
+            if profile_file is not None:
+                profile = load_profile(profile_file)
+            else:
+                try:
+                    profile = tr.ProfileInForce(fetch_dealer_profile(settings))
+                except ProfileUnavailable as exc:
+                    raise refuse(f"the compliance profile is unavailable: {exc}", 5) from exc
+            with edge_database(settings) as (sessions, ledger):
+                reports = tr.TransparencyReports(
+                    sessions, dealer_id, profile, purposes=english_purposes(), ledger=ledger
+                )
+                report = reports.build(period, now)
+            write_whole(out, tr.render(report, fmt))
+        except ReportSourceError as exc:
+            raise refuse(str(exc)) from exc
+        console.print(f"{fmt} report for {dealer_id}, {period.label}, written to {out}")
+
+    _run(console, body)
