@@ -18,6 +18,7 @@ from forecourt.cloud.compliance.routes import compliance_router
 from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.context import CloudContext
 from forecourt.cloud.db import Database
+from forecourt.cloud.dossier.routes import dossier_router
 from forecourt.cloud.limits import RequestGuard, classify_routes
 from forecourt.cloud.offline.routes import offline_router
 from forecourt.cloud.packages.routes import package_routers
@@ -69,6 +70,7 @@ def create_app(config: CloudConfig, context: CloudContext | None = None) -> Fast
     app.include_router(offline_router())
     app.include_router(sync_router())
     app.include_router(trust_router())
+    app.include_router(dossier_router())
     log = TransparencyLog(
         MerkleLogStore(ctx.db.engine),
         config.ledger_origin,

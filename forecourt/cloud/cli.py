@@ -35,6 +35,7 @@ from forecourt.cloud.app import create_app
 from forecourt.cloud.auth import Scope, issue_token
 from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.db import Database
+from forecourt.cloud.dossier.cli import dossier_command
 from forecourt.cloud.keys import (
     PASSWORD_ENV,
     REPOSITORIES,
@@ -75,6 +76,7 @@ from forecourt.trust.keys import generate_file_key, load_file_private_key
 from forecourt.trust.oem_pki import OemPki
 
 app = typer.Typer(no_args_is_help=True)
+app.command("dossier")(dossier_command)
 _log = get_logger("cloud.cli")
 
 ROOT_FILES = {repo: root_file_name(repo, 1) for repo in REPOSITORIES}
