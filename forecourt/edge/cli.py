@@ -982,10 +982,10 @@ def transparency_report_command(  # noqa: PLR0917 - Typer maps each parameter to
         from datetime import UTC, datetime  # noqa: PLC0415 - the command loads its part lazily
 
         from forecourt.edge import transparency as tr  # noqa: PLC0415
+        from forecourt.edge.app.transparency_pages import english_purposes  # noqa: PLC0415
         from forecourt.edge.transparency.local import (  # noqa: PLC0415
             ReportSourceError,
             edge_database,
-            english_purposes,
             load_profile,
             write_whole,
         )

@@ -21,6 +21,7 @@ from forecourt.edge.app.pages import create_pages_router
 from forecourt.edge.app.problems import HANDLED, ProblemCode, problem_for
 from forecourt.edge.app.security import add_security_headers
 from forecourt.edge.app.services import ConsoleSettings, EdgeServices
+from forecourt.edge.app.transparency_pages import create_transparency_router
 from forecourt.http.problems import Problem, install_problem_handlers, problem_response
 from forecourt.logging import get_logger
 
@@ -70,6 +71,7 @@ def create_app(services: EdgeServices, settings: ConsoleSettings | None = None) 
     app.include_router(create_api_router())
     app.include_router(create_operators_api_router())
     app.include_router(create_pages_router())
+    app.include_router(create_transparency_router())
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forecourt.core import ComplianceProfile
 from forecourt.core.codec import from_dict
-from forecourt.edge.app.notices import category_texts
 from forecourt.edge.transparency.model import ProfileInForce
 from forecourt.edge.wiring import LEDGER_KEY_FILE, EdgeSettings, _ledger_signer
 from forecourt.ledger.log import TransparencyLog
@@ -33,12 +32,6 @@ _REQUIRED_TABLES = frozenset(
 
 class ReportSourceError(ValueError):
     """The profile file or the edge database cannot back a report (says which and why)."""
-
-
-def english_purposes() -> dict[str, str]:
-    """Why each data category is processed, as the privacy notice says it in English."""
-    texts, _ = category_texts("en")
-    return {category.value: text.purpose for category, text in texts.items()}
 
 
 def load_profile(path: Path) -> ProfileInForce:
