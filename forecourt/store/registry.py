@@ -370,6 +370,26 @@ class EdgeLogRow(Base):
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+class ImageTargetsRow(Base):
+    """Image repository targets metadata signed offline (``cloud sign-images``) and published.
+
+    ``metadata`` is the signed envelope exactly as signed (canonical JSON); it is checked
+    against the image root before it is stored and again before a cloud process serves it.
+    ``version`` only rises: publication refuses a version not above the newest one, and every
+    worker serves the newest version.
+    """
+
+    __tablename__ = "registry_image_targets"
+
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    metadata_json: Mapped[bytes] = mapped_column("metadata", LargeBinary, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    published_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
 __all__ = [
     "ActivationRow",
     "ApiTokenRow",
@@ -384,6 +404,7 @@ __all__ = [
     "EdgeOperatorRow",
     "EntitlementRow",
     "FeatureRow",
+    "ImageTargetsRow",
     "OfflinePackageRow",
     "PackageRow",
     "SoftwareHistoryRow",

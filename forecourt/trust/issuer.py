@@ -381,6 +381,33 @@ class Repository:
             (targets_md, targets_env),
         )
 
+    def publish_signed_targets(
+        self, targets_md: Metadata[Targets], targets_envelope: bytes, expires: datetime
+    ) -> TopLevelMetadata:
+        """Sign snapshot and timestamp over targets signed elsewhere (the image repository's
+        targets, signed offline): the online keys never sign the targets themselves.
+
+        ``targets_envelope`` is the canonical encoding of ``targets_md`` as published."""
+        self._next_version()
+        snapshot = Snapshot(
+            version=self._version,
+            expires=expires,
+            meta={"targets.json": MetaFile(targets_md.signed.version)},
+        )
+        snapshot_md = Metadata(snapshot)
+        snapshot_env = _sign(snapshot_md, self.keys.snapshot.signers)
+        timestamp = Timestamp(
+            version=self._version, expires=expires, snapshot_meta=MetaFile(self._version)
+        )
+        timestamp_md = Metadata(timestamp)
+        timestamp_env = _sign(timestamp_md, self.keys.timestamp.signers)
+        return TopLevelMetadata._published(
+            self._published_roots(),
+            (timestamp_md, timestamp_env),
+            (snapshot_md, snapshot_env),
+            (targets_md, targets_envelope),
+        )
+
     def publish_offline(self, targets: Targets, expires: datetime) -> TopLevelMetadata:
         """Sign targets with the offline role only (no timestamp/snapshot)."""
         if self.keys.offline is None:
