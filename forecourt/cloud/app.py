@@ -37,7 +37,7 @@ from forecourt.ledger.repository import MerkleLogStore
 def build_context(config: CloudConfig) -> CloudContext:
     db = Database(config.database_url, run_migrations=config.migrate)
     blobs: BlobStore = FileBlobStore(config.blob_dir) if config.blob_dir else MemoryBlobStore()
-    return CloudContext(config, db, blobs, BundleSigner(config.signing))
+    return CloudContext(config, db, blobs, BundleSigner(config.signing, db))
 
 
 def create_app(config: CloudConfig, context: CloudContext | None = None) -> FastAPI:

@@ -8,6 +8,8 @@ A cloud replica is started from files an operator prepared once (see docs/operat
   with the ledger's verifier key (``ledger.vkey``) that edges check receipts with;
 * ``rotate-keys DIR``: the offline key-rotation ceremony (new role keys, root vN+1 exported as
   ``director-root.N.json``; see docs/key-rotation.md);
+* ``sign-images`` (offline, image targets key) and ``publish-image-targets``: the image
+  repository's targets signed away from the cloud and stored for every replica to serve;
 * ``seed-demo`` / ``import-vehicles``: load the registry;
 * ``serve``: mutual TLS with a certificate from ``forecourt pki issue-cloud`` (or issued at start
   when the issuing CA's password is given).
@@ -29,26 +31,39 @@ import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from forecourt.blobs import FileBlobStore
 from forecourt.cloud.app import create_app
 from forecourt.cloud.auth import Scope, issue_token
+from forecourt.cloud.catalog.service import load_catalog
 from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.db import Database
 from forecourt.cloud.dossier.cli import dossier_command
 from forecourt.cloud.keys import (
+    OFFLINE_LISTING,
     PASSWORD_ENV,
     REPOSITORIES,
     ROOT_LISTING,
     ROOT_PASSWORD_ENV,
+    KeyListingError,
     RootHistoryError,
     RotationRefused,
     init_signing_keys,
+    load_offline_image_targets,
     load_root_history,
     load_signing_keys,
     root_file_name,
     rotate_signing_keys,
     sign_roots,
+)
+from forecourt.cloud.packages.image_targets import (
+    ImageTargetsRefused,
+    catalog_targets,
+    check_image_targets,
+    newest_version,
+    publish_image_targets,
+    sign_image_targets,
 )
 from forecourt.cloud.problems import CloudProblem
 from forecourt.cloud.registry.dealers import (
@@ -59,6 +74,7 @@ from forecourt.cloud.registry.dealers import (
 from forecourt.cloud.registry.edge_logs import register_edge_log
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.server import TlsFiles, uvicorn_config
+from forecourt.cloud.signing import metadata_version_clock
 from forecourt.demo.cloud import seed_registry, upload_packages
 from forecourt.demo.data import generate_world
 from forecourt.demo.fleet import activatable, bought_features
@@ -167,6 +183,12 @@ def init_keys_command(
     ledger_origin: str = typer.Option(
         CloudConfig.ledger_origin, "--ledger-origin", help="The central ledger's origin line."
     ),
+    offline_image_targets: bool = typer.Option(
+        False,
+        "--offline-image-targets",
+        help="Keep the image repository's targets key offline too (DIRECTORY/offline, "
+        "offline-keys.json): serve then signs no image targets; use sign-images.",
+    ),
 ) -> None:
     """Generate the role keys and the ledger key; sign and export the roots cars pin and the
     ledger vkey.
@@ -174,7 +196,7 @@ def init_keys_command(
     The online role keys are encrypted with FORECOURT_CLOUD_KEY_PASSWORD; the two root keys go
     to DIRECTORY/offline under FORECOURT_ROOT_KEY_PASSWORD (move that directory off the cloud
     host: serve never reads it). An existing keys.json is never overwritten: the cars in the
-    field pin these roots.
+    field pin these roots. With --offline-image-targets the image targets key goes there too.
     """
     password = _key_password()
     if (directory / "keys.json").exists():
@@ -187,6 +209,7 @@ def init_keys_command(
         root_directory=offline,
         root_password=root_password,
         root_password_env=root_env,
+        offline_image_targets=offline_image_targets,
     )
     generate_file_key(directory / LEDGER_KEY_FILE, "ed25519", password)
     expires = (datetime.now(UTC) + timedelta(days=root_days)).replace(microsecond=0)
@@ -200,6 +223,10 @@ def init_keys_command(
     (directory / LEDGER_VKEY_FILE).write_text(vkey + "\n", encoding="utf-8")
     typer.echo(f"keys           {listing}")
     typer.echo(f"root keys      {offline / ROOT_LISTING} (offline: move off this host)")
+    if offline_image_targets:
+        typer.echo(
+            f"image targets  {offline / OFFLINE_LISTING} (offline: sign with cloud sign-images)"
+        )
     for name, file in ROOT_FILES.items():
         typer.echo(f"{name + ' root':<14} {directory / file} (pin in cars; expires {expires:%F})")
     typer.echo(f"ledger vkey    {directory / LEDGER_VKEY_FILE}: {vkey}")
@@ -258,6 +285,12 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
         dir_okay=False,
         help="root-keys.json of the offline root keys (default: DIRECTORY/offline/root-keys.json).",
     ),
+    offline_targets: bool = typer.Option(
+        False,
+        "--offline-targets",
+        help="With --repository image --roles targets: put the new image targets keys offline "
+        "beside the root keys (offline-keys.json), out of keys.json.",
+    ),
 ) -> None:
     """Rotate repository keys offline: new keys for the named roles, root vN+1 signed by the
     current root keys (and the new ones if root rotates), exported as REPO-root.N.json.
@@ -285,6 +318,7 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
             root_password_env=root_env,
             threshold=threshold,
             key_count=key_count,
+            offline_targets=offline_targets,
         )
     except RotationRefused as exc:
         raise _refuse_rotation(str(exc)) from exc
@@ -296,6 +330,162 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
         for path in done.key_files:
             typer.echo(f"  new key      {path}")
     typer.echo("restart every cloud replica to sign with the new keys (docs/key-rotation.md)")
+
+
+def _keys_directory(keys: Path) -> Path:
+    """The keys directory, given it or its ``keys.json``."""
+    return keys if keys.is_dir() else keys.parent
+
+
+def _refuse_images(message: str, code: int = 2) -> typer.Exit:
+    """Log a refused signing or publication of image targets (reason only) and print it."""
+    _log.warning("image_targets_refused", reason=message)
+    return _refuse(message, code)
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file and a rename: whole or not at all."""
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+_IMAGE_KEYS = typer.Option(
+    ...,
+    "--keys",
+    exists=True,
+    help="The keys directory init-keys wrote (or its keys.json): the exported image roots.",
+)
+
+
+@app.command("sign-images")
+def sign_images_command(
+    keys: Path = _IMAGE_KEYS,
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="Signed image targets file."),
+    days: int = typer.Option(90, "--days", help="Validity of the signed image targets (days)."),
+    offline_keys: Path | None = typer.Option(
+        None,
+        "--offline-keys",
+        file_okay=False,
+        help="Directory of offline-keys.json (default: KEYS/offline).",
+    ),
+    database_url: str | None = _DB,
+) -> None:
+    """Sign the image repository's targets offline: every catalog package on every compatible
+    hardware number, signed by the offline image targets key(s) (offline-keys.json).
+
+    Run where the offline keys are, with FORECOURT_ROOT_KEY_PASSWORD; the version is above the
+    published one (and the millisecond clock), the threshold is the current image root's.
+    Publish the file with cloud publish-image-targets. A refusal (exit 2) writes nothing.
+    """
+    if days < 1:
+        raise _refuse_images(f"--days {days} is below 1")
+    directory = _keys_directory(keys)
+    image_root = _exported_roots(directory)["image"][-1].signed
+    try:
+        role = load_offline_image_targets(offline_keys or directory / OFFLINE_DIR, image_root)
+    except (KeyListingError, TrustError) as exc:
+        raise _refuse_images(f"image targets keys unavailable: {exc}") from exc
+    db = Database(_database_url(database_url))
+    try:
+        with db.sessions() as session:
+            catalog = load_catalog(session)
+            newest = newest_version(session)
+    finally:
+        db.dispose()
+    targets = catalog_targets(catalog)
+    if not targets:
+        raise _refuse_images("the catalog holds no packages: nothing to sign")
+    now = datetime.now(UTC).replace(microsecond=0)
+    version = max((newest or 0) + 1, metadata_version_clock())
+    data = sign_image_targets(
+        targets, role.signers, version=version, expires=now + timedelta(days=days)
+    )
+    try:
+        check_image_targets(data, image_root, now)  # as publication and cars will check it
+    except ImageTargetsRefused as exc:
+        raise _refuse_images(str(exc)) from exc
+    try:
+        _write_whole(out, data)
+    except OSError as exc:
+        raise _refuse_images(f"cannot write {out}: {exc.strerror}", 1) from exc
+    _log.info("image_targets_signed", version=version, targets=len(targets), out=str(out))
+    typer.echo(
+        f"image targets v{version}: {len(targets)} images, {len(role.signers)} signature(s) "
+        f"(threshold {role.threshold}), expires {now + timedelta(days=days):%F}"
+    )
+    typer.echo(f"written to {out}; publish with: forecourt cloud publish-image-targets {out}")
+
+
+@app.command("publish-image-targets")
+def publish_image_targets_command(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="Image targets signed by sign-images."
+    ),
+    keys: Path = _IMAGE_KEYS,
+    database_url: str | None = _DB,
+) -> None:
+    """Publish image targets signed offline: every cloud replica serves the newest published
+    version (and signs only the image snapshot and timestamp).
+
+    Refused (exit 2, nothing stored): signatures below the threshold of the current image
+    root's targets role, expired metadata, a version not above the published one.
+    """
+    image_root = _exported_roots(_keys_directory(keys))["image"][-1].signed
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise _refuse_images(f"cannot read {file}: {exc.strerror}") from exc
+    db = Database(_database_url(database_url))
+    try:
+        with db.transaction() as session:
+            published = publish_image_targets(
+                session,
+                data,
+                image_root,
+                now=datetime.now(UTC),
+                by=f"cli:{os.environ.get('USER', 'unknown')}",
+            )
+    except ImageTargetsRefused as exc:
+        raise _refuse_images(f"{file}: {exc}") from exc
+    except IntegrityError as exc:
+        raise _refuse_images(f"{file}: this version was published meanwhile") from exc
+    finally:
+        db.dispose()
+    typer.echo(
+        f"published image targets v{published.version}: "
+        f"{len(published.metadata.signed.targets)} images, expires {published.expires:%F}"
+    )
+
+
+def _image_targets_notice(url: str, keys: Path) -> None:
+    """Migrate, and warn when the image targets are signed online (nothing published) or
+    cannot be served at all (nothing published and no image targets key held)."""
+    db = Database(url)
+    try:
+        with db.read() as connection:
+            published = newest_version(connection)
+    finally:
+        db.dispose()
+    if published is not None:
+        _log.info("image_targets_published", version=published)
+        return
+    listing = json.loads(keys.read_text())
+    if "targets" in (listing.get("image") or {}):
+        _log.warning(
+            "image_targets_online",
+            detail="no image targets are published: the image repository's targets are signed "
+            "online by this cloud (docs/key-rotation.md, moving image targets offline)",
+        )
+    else:
+        _log.error(
+            "image_targets_missing",
+            detail="the image targets key is offline and nothing is published: activations are "
+            "refused (image_not_published) until cloud publish-image-targets",
+        )
 
 
 def _server_tls(
@@ -385,10 +575,10 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
         )
 
     _log.info("cloud_starting", host=host, port=port, database=url.split(":")[0], workers=workers)
+    _image_targets_notice(url, keys)  # migrates once, before any worker connects
     if workers == 1:
         uvicorn.Server(build()).run()
         return
-    Database(url).dispose()  # migrate once, before any worker connects
     try:
         pool = start_workers(build, host, port, workers)
     except (OSError, WorkersDidNotStart) as exc:

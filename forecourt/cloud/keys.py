@@ -17,6 +17,13 @@ the root keys): new keys for the named roles, root vN+1 signed by the old and (i
 the new root keys, exported as ``<repo>-root.<N+1>.json`` beside v1 (``<repo>-root.json``, what
 cars pinned). A listing line may name several key URIs (a list) when a role's threshold is above
 one. :func:`load_root_history` reads the exported chain back and checks it as a car walks it.
+
+The image repository's targets role may be held offline too (Uptane: the image repository signs
+what exists offline): ``init-keys --offline-image-targets`` or ``rotate-keys --repository image
+--roles targets --offline-targets`` put its keys beside the root keys, listed in
+``OFFLINE/offline-keys.json`` (``{"image": {"targets": URI}}``) and absent from ``keys.json``.
+``cloud sign-images`` signs the image targets with them (:func:`load_offline_image_targets`); a
+serving process then holds no image targets key (:func:`load_signing_keys` leaves the role empty).
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ PASSWORD_ENV = "FORECOURT_CLOUD_KEY_PASSWORD"  # noqa: S105 - the variable's nam
 ROOT_PASSWORD_ENV = "FORECOURT_ROOT_KEY_PASSWORD"  # noqa: S105 - the variable's name
 KEY_LISTING = "keys.json"
 ROOT_LISTING = "root-keys.json"
+OFFLINE_LISTING = "offline-keys.json"
+"""Beside ``root-keys.json``: the non-root role keys held offline (the image targets role)."""
 REPOSITORIES = ("director", "image")
 ONLINE_ROLES = ("timestamp", "snapshot", "targets", "offline")
 ROLES = ("root", *ONLINE_ROLES)
@@ -123,17 +132,39 @@ def init_signing_keys(
     root_directory: Path | None = None,
     root_password: bytes | None = None,
     root_password_env: str = ROOT_PASSWORD_ENV,
+    offline_image_targets: bool = False,
 ) -> Path:
     """Generate every role key of both repositories; return ``keys.json``.
 
     With ``root_directory`` the root keys go there, encrypted with ``root_password``, listed in
     its ``root-keys.json`` and absent from ``keys.json``; otherwise all keys go to ``directory``.
+    ``offline_image_targets`` puts the image targets key there too (``offline-keys.json``), so
+    no serving process can sign what the image repository says exists.
     """
+    if offline_image_targets and root_directory is None:
+        raise ValueError("an offline image targets key needs the offline directory")
     uris: dict[str, dict[str, str]] = {}
     root_uris: dict[str, str] = {}
     for repo in REPOSITORIES:
         uris[repo] = {}
         for role in ONLINE_ROLES:
+            if (
+                offline_image_targets
+                and root_directory is not None
+                and (repo, role)
+                == (
+                    "image",
+                    "targets",
+                )
+            ):
+                root_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                path = root_directory / "image-targets.pem"
+                generate_file_key(path, "ed25519", root_password or password)
+                offline_listing = {
+                    "image": {"targets": f"file:{path}?password-env={root_password_env}"}
+                }
+                (root_directory / OFFLINE_LISTING).write_text(json.dumps(offline_listing, indent=2))
+                continue
             path = directory / f"{repo}-{role}.pem"
             generate_file_key(path, "ed25519", password)
             uris[repo][role] = f"file:{path}?password-env={PASSWORD_ENV}"
@@ -153,16 +184,79 @@ def init_signing_keys(
     return listing
 
 
-def _online(uris: Mapping[str, Any], root: Root | None = None) -> RepositoryKeys:
-    """Every online role's signers (all of its listed keys sign), with ``root``'s thresholds."""
+def _online(
+    uris: Mapping[str, Any], root: Root | None = None, *, absent_ok: Sequence[str] = ()
+) -> RepositoryKeys:
+    """Every online role's signers (all of its listed keys sign), with ``root``'s thresholds.
+
+    A role in ``absent_ok`` that the listing does not name gets no signers (its keys are held
+    offline); any other missing role is a :class:`KeyListingError`."""
     roles = {
         role: RoleSigners(
-            [load_signer(uri) for uri in _uri_list(uris.get(role), role)],
+            []
+            if role in absent_ok and role not in uris
+            else [load_signer(uri) for uri in _uri_list(uris.get(role), role)],
             _threshold(root, role) if root is not None else 1,
         )
         for role in ONLINE_ROLES
     }
     return RepositoryKeys(root=RoleSigners([]), **roles)
+
+
+def read_offline_listing(offline_directory: Path) -> dict[str, Any]:
+    """``OFFLINE/offline-keys.json``, or an empty listing when no role is held offline."""
+    path = offline_directory / OFFLINE_LISTING
+    if not path.exists():
+        return {}
+    return _read_listing(path)
+
+
+def _offline_image_targets_uris(offline: Mapping[str, Any]) -> list[str] | None:
+    image = offline.get("image")
+    if image is None:
+        return None
+    if not isinstance(image, dict):
+        raise KeyListingError(f"{OFFLINE_LISTING}: 'image' is not a listing of roles")
+    value = image.get("targets")
+    return None if value is None else _uri_list(value, "image targets (offline)")
+
+
+def _with_offline_targets(uris: Mapping[str, Any], offline: Mapping[str, Any]) -> dict[str, Any]:
+    """The image repository's listing with its offline targets key(s) filled in, if any."""
+    merged = dict(uris)
+    held = _offline_image_targets_uris(offline)
+    if held is not None:
+        if "targets" in merged:
+            raise KeyListingError(
+                f"the image targets role is listed both in keys.json and in {OFFLINE_LISTING}"
+            )
+        merged["targets"] = held
+    return merged
+
+
+def load_offline_image_targets(offline_directory: Path, root: Root) -> RoleSigners:
+    """The image targets signers held offline, with the threshold ``root`` sets for them.
+
+    Raises :class:`KeyListingError` when no image targets key is listed offline, and
+    :class:`KeyListingError` too when fewer of the loaded keys than the threshold are among the
+    keys ``root`` lists for the role (metadata they sign would be refused)."""
+    uris = _offline_image_targets_uris(read_offline_listing(offline_directory))
+    if uris is None:
+        raise KeyListingError(
+            f"{offline_directory / OFFLINE_LISTING} lists no image targets key: move the role "
+            "offline first (init-keys --offline-image-targets, or rotate-keys --repository "
+            "image --roles targets --offline-targets)"
+        )
+    signers = [load_signer(uri) for uri in uris]
+    listed = set(root.roles["targets"].keyids)
+    usable = [s for s in signers if public_key_of(s).keyid in listed]
+    threshold = root.roles["targets"].threshold
+    if len(usable) < threshold:
+        raise KeyListingError(
+            f"{len(usable)} of the {len(signers)} offline image targets key(s) are listed by "
+            f"image root v{root.version}, which needs {threshold}"
+        )
+    return RoleSigners(usable, threshold)
 
 
 def sign_roots(
@@ -172,10 +266,12 @@ def sign_roots(
     ``keys.json``), over the online keys ``listing`` names. The offline ceremony's one use."""
     uris = json.loads(listing.read_text())
     root_uris = json.loads(root_listing.read_text()) if root_listing else {}
+    offline = read_offline_listing(root_listing.parent) if root_listing else {}
     roots: dict[str, Metadata[Root]] = {}
     for repo in REPOSITORIES:
         root_uri = root_uris.get(repo) or uris[repo]["root"]
-        keys = _online(uris[repo])
+        listed = _with_offline_targets(uris[repo], offline) if repo == "image" else uris[repo]
+        keys = _online(listed)
         keys = RepositoryKeys(
             RoleSigners([load_signer(uri) for uri in _uri_list(root_uri, f"{repo} root")]),
             keys.timestamp,
@@ -237,13 +333,14 @@ def load_signing_keys(
     (:func:`load_root_history`): the newest root signs nothing here but must list the online
     keys, and bundles carry the chain after v1 so cars pinned at v1 follow a rotation.
     No root key is loaded, even if ``keys.json`` still names one (a deployment from before the
-    split): the roots are served as exported.
+    split): the roots are served as exported. An image targets role absent from ``keys.json``
+    is held offline: the process gets no image targets signer and serves published targets.
     """
     uris = json.loads(listing.read_text())
     director, image = _as_chain(roots["director"]), _as_chain(roots["image"])
     return SigningKeys(
         _online(uris["director"], director[-1].signed),
-        _online(uris["image"], image[-1].signed),
+        _online(uris["image"], image[-1].signed, absent_ok=("targets",)),
         director[-1].signed.expires,
         director_root=director[-1],
         image_root=image[-1],
@@ -361,6 +458,7 @@ class _Request:
     password: bytes
     root_password: bytes
     root_password_env: str
+    offline_targets: bool = False
 
 
 def _check_request(repositories: Sequence[str], request: _Request) -> None:
@@ -382,6 +480,13 @@ def _check_request(repositories: Sequence[str], request: _Request) -> None:
         raise RotationRefused(f"threshold {request.threshold} is below 1")
     if request.key_count is not None and request.key_count < 1:
         raise RotationRefused(f"key count {request.key_count} is below 1")
+    if request.offline_targets and (
+        list(dict.fromkeys(repositories)) != ["image"] or "targets" not in request.roles
+    ):
+        raise RotationRefused(
+            "--offline-targets moves the image repository's targets role offline: use it with "
+            "--repository image --roles targets (the director's targets sign per car, online)"
+        )
 
 
 def _current_root_signers(
@@ -403,6 +508,27 @@ def _current_root_signers(
     return signers
 
 
+def _new_keys(
+    staged: _Staged,
+    where: Path,
+    stem: str,
+    *,
+    version: int,
+    count: int,
+    password: bytes,
+    env: str,
+) -> tuple[list[Signer], str | list[str], list[Path]]:
+    """``count`` new keys of one role, staged; their signers, listing line and files."""
+    signers, uris, paths = [], [], []
+    for index in range(1, count + 1):
+        path = _key_file(where, stem, version, index, count)
+        signer, uri = staged.new_key(path, password, env)
+        signers.append(signer)
+        uris.append(uri)
+        paths.append(path)
+    return signers, (uris[0] if count == 1 else uris), paths
+
+
 def _rotate_one(
     repo: str,
     chain: tuple[Metadata[Root], ...],
@@ -411,6 +537,7 @@ def _rotate_one(
     root_directory: Path,
     uris: dict[str, Any],
     root_uris: dict[str, Any],
+    offline_uris: dict[str, Any],
     root_listing: Path,
     request: _Request,
     staged: _Staged,
@@ -420,7 +547,9 @@ def _rotate_one(
     if not isinstance(uris.get(repo), dict):
         raise RotationRefused(f"keys.json lists no {repo} repository")
     try:
-        online = _online(uris[repo], current.signed)
+        listed = _with_offline_targets(uris[repo], offline_uris) if repo == "image" else uris[repo]
+        targets_offline = repo == "image" and "targets" not in uris[repo]
+        online = _online(listed, current.signed)
     except (TrustError, KeyListingError) as exc:
         raise RotationRefused(f"{repo} online keys unavailable: {exc}") from exc
     root_signers = _current_root_signers(repo, current, root_uris, root_listing)
@@ -454,20 +583,30 @@ def _rotate_one(
                 f"threshold {threshold} for {repo} {role} is larger than its {count} key(s)"
             )
         is_root = role == "root"
-        where = root_directory if is_root else directory
-        password = request.root_password if is_root else request.password
-        env = request.root_password_env if is_root else PASSWORD_ENV
-        signers, new_uris = [], []
-        for index in range(1, count + 1):
-            path = _key_file(where, f"{repo}-{role}", version, index, count)
-            signer, uri = staged.new_key(path, password, env)
-            signers.append(signer)
-            new_uris.append(uri)
-            key_files.append(path)
+        # the image targets role stays offline once there, and moves there when asked
+        held_offline = (repo, role) == ("image", "targets") and (
+            request.offline_targets or targets_offline
+        )
+        apart = is_root or held_offline
+        where = root_directory if apart else directory
+        password = request.root_password if apart else request.password
+        env = request.root_password_env if apart else PASSWORD_ENV
+        signers, listing_value, paths = _new_keys(
+            staged,
+            where,
+            f"{repo}-{role}",
+            version=version,
+            count=count,
+            password=password,
+            env=env,
+        )
+        key_files.extend(paths)
         rotated[role] = RoleSigners(signers, threshold)
-        listing_value: str | list[str] = new_uris[0] if count == 1 else new_uris
         if is_root:
             root_uris[repo] = listing_value
+        elif held_offline:
+            offline_uris["image"] = {**(offline_uris.get("image") or {}), "targets": listing_value}
+            uris[repo].pop("targets", None)
         else:
             uris[repo][role] = listing_value
     try:
@@ -493,6 +632,7 @@ def rotate_signing_keys(
     root_password_env: str = ROOT_PASSWORD_ENV,
     threshold: int | None = None,
     key_count: int | None = None,
+    offline_targets: bool = False,
 ) -> list[RotatedRepository]:
     """Rotate ``roles`` of each of ``repositories``: root vN+1 over new keys for those roles.
 
@@ -509,6 +649,11 @@ def rotate_signing_keys(
     verifies, the listed keys load and are the current root's, the request makes sense; any
     failure raises :class:`RotationRefused` with nothing changed on disk. Then the new files are
     created, and the listings replaced, ``keys.json`` last.
+
+    ``offline_targets`` (image repository, ``targets`` rotated) writes the new image targets
+    keys beside the root keys under ``root_password``, lists them in ``offline-keys.json`` and
+    drops the role from ``keys.json``: root vN+1 trusts only them, so the online key signs
+    nothing a car accepts any more. A role already held offline is rotated offline again.
     """
     request = _Request(
         tuple(roles),
@@ -518,14 +663,18 @@ def rotate_signing_keys(
         password,
         root_password,
         root_password_env,
+        offline_targets,
     )
     _check_request(repositories, request)
     listing = directory / KEY_LISTING
+    offline_listing = root_listing.parent / OFFLINE_LISTING
     try:
         uris = _read_listing(listing)
         root_uris = _read_listing(root_listing)
+        offline_uris = read_offline_listing(root_listing.parent)
     except KeyListingError as exc:
         raise RotationRefused(str(exc)) from exc
+    offline_before = json.dumps(offline_uris, indent=2)
     try:
         history = load_root_history(directory)
     except RootHistoryError as exc:
@@ -539,6 +688,7 @@ def rotate_signing_keys(
             root_directory=root_listing.parent,
             uris=uris,
             root_uris=root_uris,
+            offline_uris=offline_uris,
             root_listing=root_listing,
             request=request,
             staged=staged,
@@ -548,6 +698,12 @@ def rotate_signing_keys(
     listings: list[tuple[Path, bytes]] = []
     if "root" in request.roles:
         listings.append((root_listing, json.dumps(root_uris, indent=2).encode()))
+    offline_after = json.dumps(offline_uris, indent=2)
+    if offline_after != offline_before:
+        if offline_listing.exists():
+            listings.append((offline_listing, offline_after.encode()))
+        else:
+            staged.add(offline_listing, offline_after.encode(), 0o600)
     if set(request.roles) - {"root"}:
         listings.append((listing, json.dumps(uris, indent=2).encode()))  # last: the switch
     staged.commit(listings)

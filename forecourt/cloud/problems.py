@@ -51,6 +51,9 @@ class ProblemCode(StrEnum):
     IMPORT_FORMAT = "import_format_invalid"
     REQUEST_BODY_TOO_LARGE = "request_body_too_large"
     CRL_UNAVAILABLE = "crl_unavailable"
+    IMAGE_NOT_PUBLISHED = "image_not_published"
+    """The image repository's published targets (signed offline) lack an image a plan needs,
+    or no usable image targets are published where the cloud holds no image targets key."""
 
 
 class CloudProblem(Problem[ProblemCode]):

@@ -20,6 +20,8 @@ class CloudRefusalCode(StrEnum):
     SALES_REGION_MISMATCH = "sales_region_mismatch"
     OPERATOR_UNKNOWN = "operator_unknown"
     OPERATOR_NOT_PERMITTED = "operator_not_permitted"
+    IMAGE_NOT_PUBLISHED = "image_not_published"
+    """A package the plan installs is not in the image targets published (signed offline)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +108,9 @@ def operator_reason(code: str | None, operator_id: str, dealer_id: str) -> list[
             f"operator {operator_id} does not hold a role that may activate at {dealer_id}",
         )
     ]
+
+
+def image_reasons(missing: Sequence[str]) -> list[CloudReason]:
+    """The images a plan needs that the published image targets do not list (or why none of
+    them can be served): a car would refuse the bundle, so the cloud refuses first."""
+    return [CloudReason(CloudRefusalCode.IMAGE_NOT_PUBLISHED, message) for message in missing]

@@ -38,6 +38,7 @@ from forecourt.cloud.activations.checks import (
     CloudReason,
     ReadEcu,
     assignment_reasons,
+    image_reasons,
     inventory_reasons,
     operator_reason,
 )
@@ -48,6 +49,7 @@ from forecourt.cloud.grants import grant_terms
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import OperatorClaim, dealer_and_operator
 from forecourt.cloud.registry.vehicles import load_vehicle_with_row
+from forecourt.cloud.signing import ImageState
 from forecourt.core import (
     ActivationPlan,
     ConsentRecord,
@@ -201,7 +203,10 @@ class ActivationService:
         session.add(claim)
         session.flush()  # the claim: IntegrityError when the request id or the car is held
         car, vehicle = load_vehicle_with_row(session, request.vin, for_update=True)
-        decision = self._decide(session, request, dealer_id, edge=edge, vehicle=vehicle, now=now)
+        images = self._context.signer.image_state(session)
+        decision = self._decide(
+            session, request, dealer_id, edge=edge, vehicle=vehicle, now=now, images=images
+        )
         if isinstance(decision, list):
             claim.status, claim.open_vin, claim.outcome = "refused", None, {"reasons": decision}
             return decision
@@ -219,6 +224,7 @@ class ActivationService:
             consent=to_json(request.consent) if request.consent else {},  # type: ignore[arg-type]
             now=now,
             expires=expires,
+            images=images,
         )
         withheld = [
             {"feature": w.feature, "reasons": [r.to_dict() for r in w.reasons]}
@@ -307,6 +313,7 @@ class ActivationService:
         edge: str,
         vehicle: Vehicle,
         now: datetime,
+        images: ImageState,
     ) -> (
         list[dict[str, Any]]
         | tuple[ActivationPlan, int, dict[str, datetime | None], dict[str, frozenset[str]]]
@@ -328,6 +335,8 @@ class ActivationService:
             consent=request.consent,
             now=now,
         )
+        if isinstance(result, ActivationPlan):  # a car refuses an image not published
+            reasons += image_reasons(self._context.signer.missing_images(result, images, now))
         domain = list(result.reasons) if isinstance(result, PlanRefusal) else []
         if reasons or domain:
             listed = [r.to_dict() for r in reasons] + [r.to_dict() for r in domain]

@@ -76,7 +76,7 @@ def package_routers(context: CloudContext) -> list[APIRouter]:
         """The image repository's signed metadata (what exists; the director picks per car)."""
         ctx = get_context(request)
         require_dealer_or_staff(request)
-        md = ctx.signer._image_metadata(ctx.config.clock())
+        md = ctx.signer.image_metadata(ctx.config.clock())
         return md.to_dict()
 
     return [router, blob_router(context.blobs, _authorize_blob)]
