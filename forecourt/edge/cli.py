@@ -40,7 +40,7 @@ from forecourt.edge.app import ConsoleSettings, create_app
 from forecourt.edge.app.assembly import (
     ProfileUnavailable,
     console_services,
-    fetch_dealer_profile,
+    fetch_versioned_dealer_profile,
 )
 from forecourt.edge.app.client import (
     SESSION_FILE,
@@ -708,7 +708,7 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
                 "(forecourt cloud dealer-cert DEALER EDGE --out TLS_DIR)"
             )
         try:
-            profile = fetch_dealer_profile(settings)
+            profile_version, profile = fetch_versioned_dealer_profile(settings)
         except ProfileUnavailable as exc:
             raise CliProblem(f"the cloud's compliance profile is unavailable: {exc}", 5) from exc
         with start_edge(settings) as edge:
@@ -717,7 +717,9 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
                     "[yellow]no operator yet:[/yellow] forecourt edge operator bootstrap "
                     f"--dealer-id {dealer_id} --data-dir {settings.data_dir}"
                 )
-            services = console_services(edge, profile, DoipVehicleDirectory(tuple(car)))
+            services = console_services(
+                edge, profile, DoipVehicleDirectory(tuple(car)), profile_version=profile_version
+            )
             LocalEndpoint(transport.url, dealer_id, settings.edge_id).write(settings.data_dir)
             console.print(f"console on {transport.url}")
             app = create_app(services, ConsoleSettings(secure_cookies=transport.tls))
@@ -1012,7 +1014,8 @@ def transparency_report_command(  # noqa: PLR0917 - Typer maps each parameter to
                 profile = load_profile(profile_file)
             else:
                 try:
-                    profile = tr.ProfileInForce(fetch_dealer_profile(settings))
+                    version, fetched = fetch_versioned_dealer_profile(settings)
+                    profile = tr.ProfileInForce(fetched, version)
                 except ProfileUnavailable as exc:
                     raise refuse(f"the compliance profile is unavailable: {exc}", 5) from exc
             with edge_database(settings) as (sessions, ledger):

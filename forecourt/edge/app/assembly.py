@@ -33,6 +33,13 @@ def edge_tls(settings: EdgeSettings) -> MutualTls:
 
 def fetch_dealer_profile(settings: EdgeSettings, timeout: float = 10.0) -> ComplianceProfile:
     """The compliance profile at this dealer's location, as the cloud publishes it."""
+    return fetch_versioned_dealer_profile(settings, timeout)[1]
+
+
+def fetch_versioned_dealer_profile(
+    settings: EdgeSettings, timeout: float = 10.0
+) -> tuple[int | None, ComplianceProfile]:
+    """The cloud's version number of the dealer's profile (reports cite it) and the profile."""
     url = f"{settings.cloud_url.rstrip('/')}/v1/dealer/compliance-profile"
     try:
         with httpx.Client(verify=edge_tls(settings).context(), timeout=timeout) as client:
@@ -41,7 +48,12 @@ def fetch_dealer_profile(settings: EdgeSettings, timeout: float = 10.0) -> Compl
         raise ProfileUnavailable(f"{url}: {exc}") from exc
     if response.status_code != 200:
         raise ProfileUnavailable(f"{url} answered {response.status_code}: {response.text[:200]}")
-    return from_dict(ComplianceProfile, response.json()["profile"])
+    body = response.json()
+    version = body.get("version")
+    return (
+        version if isinstance(version, int) else None,
+        from_dict(ComplianceProfile, body["profile"]),
+    )
 
 
 def console_services(
@@ -50,6 +62,7 @@ def console_services(
     vehicles: VehicleDirectory,
     *,
     features: Sequence[FeatureNotice] = (),
+    profile_version: int | None = None,
 ) -> EdgeServices:
     """What ``create_app`` needs, each member the wired edge's own service."""
     settings = edge.settings
@@ -57,6 +70,7 @@ def console_services(
         dealer_id=settings.dealer_id,
         edge_id=settings.edge_id,
         profile=profile,
+        profile_version=profile_version,
         sessions=edge.sessions,
         operators=edge.operators,
         reviews=edge.reviews,

@@ -106,6 +106,8 @@ class EdgeServices:
     host_checks: Sequence[Callable[[], Check]] = ()
     """The box's own probes (cloud reachable, clock skew, certificates, disk), run by the
     self-check after the service checks; see :mod:`forecourt.edge.app.host_checks`."""
+    profile_version: int | None = None
+    """The cloud's version number of ``profile`` (transparency reports cite it); None: unknown."""
     anomaly_thresholds: Thresholds | None = None
     """When the anomaly rules fire; None: ``FORECOURT_ANOMALY_*`` from the environment, else the
     documented defaults (:func:`forecourt.edge.anomaly.thresholds_from_environment`)."""

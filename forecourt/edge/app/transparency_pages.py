@@ -7,9 +7,8 @@ server for the page and for every download alike; anyone else gets 403 ``permiss
 :mod:`forecourt.edge.transparency`: aggregates only, small cells suppressed, backed by a ledger
 checkpoint that the edge issues if none covers the period's end yet.
 
-The console serves the profile it was started with; the cloud's version number of that profile
-is not kept by the console, so its reports show the version as "not recorded" (the command line
-takes it from a profile file).
+The profile version cited is the cloud's number of the profile the console was started with
+(``EdgeServices.profile_version``); a console started without it reports "not recorded".
 """
 
 from __future__ import annotations
@@ -81,7 +80,7 @@ def build_report(
     reports = TransparencyReports(
         services.sessions,
         services.dealer_id,
-        ProfileInForce(services.profile),
+        ProfileInForce(services.profile, services.profile_version),
         purposes=english_purposes(),
         ledger=services.ledger,
         thresholds=services.anomalies.thresholds,

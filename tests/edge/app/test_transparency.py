@@ -54,6 +54,9 @@ async def test_downloads_come_in_every_format_without_personal_data(console: Con
     doc = (await console.get("/transparency/report.json", **Q1)).json()
     assert doc["activations"]["totals"]["done"] == 1
     assert doc["dealer_id"] == world.services.dealer_id
+    assert (
+        doc["compliance_profile"]["version"] == 3
+    )  # the cloud's number of the profile the console serves
     pdf = (await console.get("/transparency/report.pdf", **Q1)).content
     assert pdf.startswith(b"%PDF-") and len(PdfReader(io.BytesIO(pdf)).pages) == 3
 

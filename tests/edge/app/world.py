@@ -86,6 +86,7 @@ def build_world(tmp_path: Path, *, real_time: bool = False) -> Iterator[ConsoleW
             dealer_id=DEALER,
             edge_id="edge-a",
             profile=demo.profile(Market.EU),
+            profile_version=3,
             sessions=env.sessions,
             operators=env.operators,
             reviews=env.reviews,
