@@ -73,6 +73,7 @@ def activatable(world: CloudWorld) -> list[tuple[object, tuple[str, ...], Activa
 
 def signing_rate(world: CloudWorld, car: object, plan: ActivationPlan, seconds: float) -> float:
     terms = grant_terms(plan, world.demo.catalog, world.demo.entitlements, NOW)
+    images = world.context.signer.image_state()  # read once: the ceiling is signing alone
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         world.context.signer.sign(
@@ -85,6 +86,7 @@ def signing_rate(world: CloudWorld, car: object, plan: ActivationPlan, seconds: 
             consent={},
             now=NOW,
             expires=NOW + world.config.activation_validity,
+            images=images,
         )
         count += 1
     return count / (time.perf_counter() - start)
