@@ -362,7 +362,7 @@ _IMAGE_KEYS = typer.Option(
 
 
 @app.command("sign-images")
-def sign_images_command(
+def sign_images_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     keys: Path = _IMAGE_KEYS,
     out: Path = typer.Option(..., "--out", dir_okay=False, help="Signed image targets file."),
     days: int = typer.Option(90, "--days", help="Validity of the signed image targets (days)."),
@@ -373,6 +373,13 @@ def sign_images_command(
         help="Directory of offline-keys.json (default: KEYS/offline).",
     ),
     database_url: str | None = _DB,
+    version_lead: int = typer.Option(
+        24,
+        "--version-lead",
+        min=0,
+        help="Hours the version runs ahead of the clock, so replicas still signing image "
+        "targets online until they restart can never issue a higher version.",
+    ),
 ) -> None:
     """Sign the image repository's targets offline: every catalog package on every compatible
     hardware number, signed by the offline image targets key(s) (offline-keys.json).
@@ -400,7 +407,10 @@ def sign_images_command(
     if not targets:
         raise _refuse_images("the catalog holds no packages: nothing to sign")
     now = datetime.now(UTC).replace(microsecond=0)
-    version = max((newest or 0) + 1, metadata_version_clock())
+    # Replicas not yet restarted onto the published targets sign image targets online with the
+    # millisecond clock; a car that got one of those would hold a version above an offline file
+    # signed at "now" and refuse it as a rollback. Leading the clock keeps the file above them.
+    version = max((newest or 0) + 1, metadata_version_clock() + version_lead * 3_600_000)
     data = sign_image_targets(
         targets, role.signers, version=version, expires=now + timedelta(days=days)
     )

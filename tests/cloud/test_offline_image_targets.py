@@ -42,7 +42,7 @@ from forecourt.cloud.packages.image_targets import (
     sign_image_targets,
 )
 from forecourt.cloud.server import serve_in_thread
-from forecourt.cloud.signing import ONLINE, BundleSigner
+from forecourt.cloud.signing import ONLINE, BundleSigner, metadata_version_clock
 from forecourt.core import ActivationPlan, LifecycleState, Vehicle, plan_activation
 from forecourt.demo.data import DemoWorld, generate_world
 from forecourt.store.registry import ImageTargetsRow
@@ -243,6 +243,23 @@ def test_a_cloud_without_the_image_targets_key_authorises_with_published_targets
     assert set(features) <= {g.feature for ecu in verified.ecus for g in ecu.features}
     assert any(ecu.images for ecu in verified.ecus)
     assert json.loads(bundle)["image"]["targets"] == json.loads(published)
+
+
+def test_signed_image_targets_lead_the_clock_that_online_replicas_still_sign_with(
+    offline_cloud: OfflineCloud, keys_dir: Path, tmp_path: Path
+) -> None:
+    # A replica that has not restarted yet signs image targets online with the millisecond
+    # clock: the offline version stays above anything it can issue in the next 24 hours.
+    before = metadata_version_clock()
+    signed = _sign_images(keys_dir, offline_cloud.db_url, tmp_path / "lead.json")
+    assert signed.exit_code == 0, signed.output
+    version = json.loads((tmp_path / "lead.json").read_bytes())["signed"]["version"]
+    assert version >= before + 24 * 3_600_000
+    plain = _sign_images(
+        keys_dir, offline_cloud.db_url, tmp_path / "plain.json", "--version-lead", "0"
+    )
+    assert plain.exit_code == 0, plain.output
+    assert json.loads((tmp_path / "plain.json").read_bytes())["signed"]["version"] < version
 
 
 def test_a_plan_needing_an_unpublished_package_is_refused_with_image_not_published(
