@@ -33,7 +33,7 @@ from forecourt.demo.operators import seed_demo_operator
 from forecourt.demo.servers import console_server
 from forecourt.demo.state import DeploymentSecrets, DeploymentState
 from forecourt.edge.app import ConsoleSettings, create_app, feature_notices
-from forecourt.edge.app.assembly import console_services
+from forecourt.edge.app.assembly import console_services, fetch_versioned_dealer_profile
 from forecourt.edge.app.client import (
     DEMO_OPERATORS_FILE,
     LocalEndpoint,
@@ -303,13 +303,18 @@ def start_deployment(options: DeploymentOptions) -> LocalDeployment:  # noqa: PL
         edge.start()
         t = lap("edge", t)
         market = vehicles[0].market if vehicles else Market.EU
-        profile = world.profile(market)
+        # As `edge serve` does: the profile of the dealer's location, with the cloud's version.
+        profile_version, profile = fetch_versioned_dealer_profile(settings)
         _record_consent(edge, world, fleet, _operator_id(edge, role=Role.DEALER_ADMIN))
         directory = DoipVehicleDirectory(
             settings.car_addresses, models={c.vin: c.model for c in fleet}
         )
         services = console_services(
-            edge, profile, directory, features=feature_notices(world.catalog, market)
+            edge,
+            profile,
+            directory,
+            features=feature_notices(world.catalog, market),
+            profile_version=profile_version,
         )
         app = create_app(services, ConsoleSettings(secure_cookies=False))
         console = console_server(app, options.edge_host, options.edge_port).start()
