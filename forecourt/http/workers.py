@@ -13,7 +13,8 @@ serve it with uvicorn.
   PKCS#11 session: ``build`` runs in the child. Whatever the parent prepared (settings, migrated
   schema, passwords read from the environment) is inherited as plain memory.
 * **Readiness.** Each child writes one byte to a pipe once uvicorn listens; the parent waits for
-  ``workers`` bytes (no polling), or for a child's early exit, which is a start-up failure.
+  ``workers`` bytes, or for a child's early exit (a start-up failure), in one ``select`` over the
+  pipe and the children's pidfds: no polling.
 * **Supervision.** :meth:`WorkerPool.supervise` forwards SIGTERM/SIGINT to the workers and waits for
   them to drain; a worker that dies while serving is replaced on its socket and the death logged.
 """
@@ -26,7 +27,7 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -117,21 +118,26 @@ class WorkerPool:
         self.pids[pid] = index
         return pid
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM every worker (uvicorn drains open requests) and reap them."""
-        self._stopping = True
+    def _signal_all(self, signum: signal.Signals) -> None:
         for pid in list(self.pids):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signum)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM every worker (uvicorn drains open requests) and reap them; SIGKILL the ones
+        still running after ``timeout_s``."""
+        self._stopping = True
+        self._signal_all(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
+        killed = False
         while self.pids:
-            pid, _status = _reap(block=time.monotonic() < deadline)
-            if pid == 0:
-                for left in list(self.pids):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(left, signal.SIGKILL)
-                continue
-            self.pids.pop(pid, None)
+            left = deadline - time.monotonic()
+            if left <= 0 and not killed:
+                self._signal_all(signal.SIGKILL)
+                killed = True
+            exited, _readable = _wait(self.pids, None if killed else left)
+            for pid, _status in exited:
+                self.pids.pop(pid, None)
         for sock in self.sockets:
             sock.close()
 
@@ -146,14 +152,15 @@ class WorkerPool:
         def request_stop(signum: int, _frame: FrameType | None) -> None:
             _log.info("workers_stopping", signal=signal.Signals(signum).name)
             self._stopping = True
-            for pid in list(self.pids):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+            self._signal_all(signal.SIGTERM)
 
         previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             while self.pids:
-                pid, status = _reap(block=True)
+                try:
+                    pid, status = os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
                 index = self.pids.pop(pid, None)
                 if index is None or self._stopping:
                     continue
@@ -173,11 +180,26 @@ class WorkerPool:
         return 0
 
 
-def _reap(*, block: bool) -> tuple[int, int]:
+def _wait(
+    pids: Collection[int], timeout_s: float | None, watch: Sequence[int] = ()
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """Wait until one of ``pids`` exits or one of the ``watch`` descriptors is readable, for at
+    most ``timeout_s`` (``None``: no limit). Returns the exited children, reaped, as
+    (pid, status), and the readable descriptors. A child already reaped counts as exited."""
+    exited: list[tuple[int, int]] = []
+    handles: dict[int, int] = {}
+    for pid in pids:
+        try:
+            handles[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            exited.append((pid, 0))
     try:
-        return os.waitpid(-1, 0 if block else os.WNOHANG)
-    except ChildProcessError:
-        return 0, 0
+        ready, _w, _x = select.select([*handles, *watch], [], [], 0 if exited else timeout_s)
+    finally:
+        for handle in handles:
+            os.close(handle)
+    exited += [os.waitpid(handles[fd], 0) for fd in ready if fd in handles]
+    return exited, [fd for fd in ready if fd in watch]
 
 
 def _describe(status: int) -> str:
@@ -237,17 +259,15 @@ def _await_ready(pool: WorkerPool, read_fd: int, workers: int, timeout_s: float)
         left = deadline - time.monotonic()
         if left <= 0:
             raise WorkersDidNotStart(f"{workers - ready} of {workers} workers not listening")
-        readable, _w, _x = select.select([read_fd], [], [], min(left, 0.5))
+        exited, readable = _wait(pool.pids, left, [read_fd])
+        for pid, status in exited:
+            pool.pids.pop(pid, None)
+            raise WorkersDidNotStart(f"a worker exited before listening ({_describe(status)})")
         if readable:
             chunk = os.read(read_fd, workers)
             if not chunk:  # every write end closed: all workers are gone
                 raise WorkersDidNotStart("every worker exited before listening")
             ready += len(chunk)
-            continue
-        pid, status = _reap(block=False)
-        if pid:
-            pool.pids.pop(pid, None)
-            raise WorkersDidNotStart(f"a worker exited before listening ({_describe(status)})")
 
 
 __all__ = ["WorkerPool", "WorkersDidNotStart", "start_workers"]

@@ -3,6 +3,8 @@ worker that cannot start fails the start, and stopping leaves no process and no 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -77,6 +79,38 @@ def test_stop_reaps_every_worker_and_frees_the_port(pool: WorkerPool) -> None:
     assert not any(_alive(pid) for pid in workers)
     with pytest.raises(httpx.ConnectError):
         httpx.get(pool.url("http"), timeout=2)
+
+
+def test_stop_kills_a_worker_that_does_not_drain_within_the_timeout() -> None:
+    # A request that never finishes keeps uvicorn from shutting down on SIGTERM: stop() must
+    # still return once its timeout passes, with the worker killed.
+    arrived_r, arrived_w = os.pipe()
+
+    async def stuck(scope: dict[str, Any], receive: Callable[..., Any], _send: Any) -> None:
+        if scope["type"] == "http":
+            os.write(arrived_w, b"1")
+            await asyncio.Event().wait()  # never set
+
+    def config() -> uvicorn.Config:
+        return uvicorn.Config(stuck, lifespan="off", log_level="critical", access_log=False)
+
+    pool = start_workers(config, "127.0.0.1", 0, 1)
+    worker = next(iter(pool.pids))
+
+    def ask() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # the connection dies with the worker
+            httpx.get(pool.url("http"), timeout=30)
+
+    client = threading.Thread(target=ask, daemon=True)
+    client.start()
+    try:
+        assert os.read(arrived_r, 1) == b"1"  # the request is in flight in the worker
+        pool.stop(timeout_s=0.5)
+    finally:
+        os.close(arrived_r)
+        os.close(arrived_w)
+    assert pool.pids == {}
+    assert not _alive(worker)
 
 
 def test_a_worker_that_cannot_build_its_app_fails_the_start() -> None:
