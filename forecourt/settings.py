@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=None,
         description="signing key: file:PATH?password-env=VAR or pkcs11:token=...;object=...",
     )
+    anomaly: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the file's [anomaly] table: the edge's anomaly thresholds, checked key by key "
+        "when the edge starts (forecourt.edge.anomaly.settings); FORECOURT_ANOMALY_* win over it",
+    )
 
     @property
     def json_logs(self) -> bool:

@@ -20,7 +20,12 @@ from forecourt.edge.anomaly.model import (
 from forecourt.edge.anomaly.monitor import AnomalyMonitor
 from forecourt.edge.anomaly.repository import AnomalyEventRepository
 from forecourt.edge.anomaly.rules import evaluate
-from forecourt.edge.anomaly.settings import AnomalySettings, thresholds_from_environment
+from forecourt.edge.anomaly.settings import (
+    AnomalySettings,
+    AnomalySettingsRefused,
+    load_thresholds,
+    thresholds_from_environment,
+)
 
 __all__ = [
     "DEFAULT_REFUSAL_CODES",
@@ -30,11 +35,13 @@ __all__ = [
     "AnomalyEventRepository",
     "AnomalyMonitor",
     "AnomalySettings",
+    "AnomalySettingsRefused",
     "OfflineUse",
     "RecentEvents",
     "Severity",
     "SigninState",
     "Thresholds",
     "evaluate",
+    "load_thresholds",
     "thresholds_from_environment",
 ]

@@ -152,7 +152,7 @@ class Thresholds:
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from exc
 
     @property
     def zone(self) -> ZoneInfo:

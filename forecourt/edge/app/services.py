@@ -19,7 +19,7 @@ from forecourt.edge.anomaly import (
     AnomalyEventRepository,
     AnomalyMonitor,
     Thresholds,
-    thresholds_from_environment,
+    load_thresholds,
 )
 from forecourt.edge.app.checks import Check
 from forecourt.edge.cache import CacheFreshness
@@ -109,13 +109,14 @@ class EdgeServices:
     profile_version: int | None = None
     """The cloud's version number of ``profile`` (transparency reports cite it); None: unknown."""
     anomaly_thresholds: Thresholds | None = None
-    """When the anomaly rules fire; None: ``FORECOURT_ANOMALY_*`` from the environment, else the
-    documented defaults (:func:`forecourt.edge.anomaly.thresholds_from_environment`)."""
+    """When the anomaly rules fire; None: ``FORECOURT_ANOMALY_*``, then the ``[anomaly]`` table of
+    the ``FORECOURT_CONFIG`` file, then the documented defaults; a bad value refuses to build
+    (:func:`forecourt.edge.anomaly.load_thresholds`)."""
     anomalies: AnomalyMonitor = field(init=False, repr=False, compare=False)
     """Built here, one per services bundle: it remembers which anomalies were already logged."""
 
     def __post_init__(self) -> None:
-        thresholds = self.anomaly_thresholds or thresholds_from_environment()
+        thresholds = self.anomaly_thresholds or load_thresholds()
         repository = AnomalyEventRepository(self.sessions, self.dealer_id)
         # frozen: the monitor is derived from the other fields once, at construction
         object.__setattr__(
