@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 
 from forecourt.cloud.grants import grant_terms
-from forecourt.core import ActivationPlan, LifecycleState, plan_activation
+from forecourt.core import ActivationPlan, LifecycleState, Vehicle, plan_activation
 from forecourt.logging import configure_logging
 from forecourt.trust.model import NonceFreshness
 from tests.cloud.world import NOW, CloudWorld, build_world, full_consent
@@ -73,7 +73,7 @@ def machine_busy(root: int | None = None) -> float:
     return ours / os.sysconf("SC_CLK_TCK")
 
 
-def activatable(world: CloudWorld) -> list[tuple[object, tuple[str, ...], ActivationPlan]]:
+def activatable(world: CloudWorld) -> list[tuple[Vehicle, tuple[str, ...], ActivationPlan]]:
     found = []
     for car in world.demo.vehicles:
         if car.state is not LifecycleState.AT_DEALER:
@@ -101,7 +101,7 @@ def activatable(world: CloudWorld) -> list[tuple[object, tuple[str, ...], Activa
 
 
 def signing_rate(
-    world: CloudWorld, car: object, plan: ActivationPlan, seconds: float
+    world: CloudWorld, car: Vehicle, plan: ActivationPlan, seconds: float
 ) -> tuple[float, float]:
     """Signatures/s, and the machine's CPU seconds per signature."""
     terms = grant_terms(plan, world.demo.catalog, world.demo.entitlements, NOW)
@@ -112,7 +112,7 @@ def signing_rate(
             plan,
             car,
             freshness=NonceFreshness(uuid.uuid4().hex),
-            activation_counter=count + 1,  # type: ignore[arg-type]
+            activation_counter=count + 1,
             feature_until=terms.until,
             feature_requires=terms.requires,
             consent={},
@@ -301,12 +301,12 @@ def main() -> None:
         if len(cars) < workers:
             raise SystemExit(f"only {len(cars)} activatable cars for {workers} workers")
         files = world.tls_files(Path(tmp) / "server")
-        dealers = sorted({c.dealer_id for c, _f, _p in cars})  # type: ignore[attr-defined]
+        dealers = sorted({str(c.dealer_id) for c, _f, _p in cars})  # cars at a dealer
         tls = {}
         for dealer in dealers:
             p = world.dealer_certs[dealer].write_pem_bundle(Path(tmp) / dealer, name="edge")
             tls[dealer] = (str(p.cert), str(p.key), str(p.ca))
-        bodies = [(c.dealer_id, world.request(c, f)) for c, f, _p in cars]  # type: ignore[attr-defined]
+        bodies = [(str(c.dealer_id), world.request(c, f)) for c, f, _p in cars]
         spawn = multiprocessing.get_context("spawn")
         world.context.db.dispose()  # the workers fork: no pooled connection may cross
 
