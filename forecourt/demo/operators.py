@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forecourt.edge.operators import PasswordHashing, Role
 from forecourt.edge.operators.repository import OperatorRepository
+from forecourt.edge.operators.sealing import TotpKey
 from forecourt.edge.operators.totp import new_secret
 from forecourt.logging import get_logger
 from forecourt.store.edge import EdgeOperator
@@ -48,16 +49,17 @@ def seed_demo_operator(
     now: datetime,
 ) -> DemoCredentials | None:
     """Write an enrolled demo account (None when the username exists); demo use only."""
-    password, secret = token_urlsafe(12), new_secret()
+    password, secret, row_id = token_urlsafe(12), new_secret(), str(uuid.uuid4())
+    sealed = TotpKey.for_sessions(sessions).seal(row_id, secret)
     with sessions.begin() as s:
         repo = OperatorRepository(s)
         if repo.exists(dealer_id, username):
             return None
         repo.add(
             EdgeOperator(
-                id=str(uuid.uuid4()), dealer_id=dealer_id, username=username,
+                id=row_id, dealer_id=dealer_id, username=username,
                 display_name=display_name, role=role.value,
-                password_hash=passwords.hash(password), totp_secret=secret,
+                password_hash=passwords.hash(password), totp_secret=sealed,
                 totp_pending_secret=None, totp_last_step=None, failed_attempts=0,
                 locked_until=None, active=True, created_at=now, password_changed_at=now,
                 last_login_at=None, enrolment_code_sha256=None, enrolment_expires_at=None,

@@ -71,6 +71,7 @@ from forecourt.edge.operators import (
     bootstrap_first_admin,
 )
 from forecourt.edge.operators.repository import OperatorRepository
+from forecourt.edge.operators.sealing import TOTP_KEY_ATTRIBUTE, TotpKey
 from forecourt.edge.operators.totp import TotpEnrolment
 from forecourt.edge.wiring import (
     EdgeSettings,
@@ -608,8 +609,10 @@ def _accounts(settings: EdgeSettings) -> Iterator[tuple[OperatorService, session
     url = settings.database_url or f"sqlite:///{settings.sqlite_path.as_posix()}"
     engine = create_engine_for(url)
     try:
-        migrate(engine, EDGE_BRANCHES)
+        totp_key = TotpKey.load_or_create(settings.data_dir)
+        migrate(engine, EDGE_BRANCHES, {TOTP_KEY_ATTRIBUTE: totp_key})
         sessions = session_factory(engine)
+        totp_key.bind(sessions)
         log = TransparencyLog(
             MerkleLogStore(engine), settings.origin, _ledger_signer(settings.data_dir)
         )

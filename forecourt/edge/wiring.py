@@ -80,6 +80,7 @@ from forecourt.edge.link.doip import LinkConfig
 from forecourt.edge.link.protocol import DealerCredentials
 from forecourt.edge.offline import OfflineStock, PackageState
 from forecourt.edge.operators import OperatorService, ReviewService
+from forecourt.edge.operators.sealing import TOTP_KEY_ATTRIBUTE, TotpKey
 from forecourt.edge.outbox import LEDGER_CHECKPOINT, DrainReport, OutboxDispatcher
 from forecourt.edge.workflow import (
     ActivationService,
@@ -321,8 +322,10 @@ def build_edge(settings: EdgeSettings) -> Edge:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.database_url or f"sqlite:///{settings.sqlite_path.as_posix()}"
     engine = create_engine_for(url)
-    migrate(engine, EDGE_BRANCHES)
+    totp_key = TotpKey.load_or_create(settings.data_dir)
+    migrate(engine, EDGE_BRANCHES, {TOTP_KEY_ATTRIBUTE: totp_key})
     sessions = session_factory(engine)
+    totp_key.bind(sessions)
     clock = settings.clock
     operators = OperatorService(sessions, clock=clock)
     reviews = ReviewService(sessions, operators, clock=clock)

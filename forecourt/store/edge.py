@@ -62,10 +62,11 @@ class EdgeOperator(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(256))
-    #: Confirmed TOTP secret (base32); None until the first valid code confirms enrolment.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
-    #: Secret shown at enrolment, not yet confirmed by a first valid code.
-    totp_pending_secret: Mapped[str | None] = mapped_column(String(64))
+    #: Confirmed TOTP secret, sealed (``forecourt.edge.operators.sealing``); None until the first
+    #: valid code confirms enrolment.
+    totp_secret: Mapped[str | None] = mapped_column(String(128))
+    #: Secret shown at enrolment (sealed), not yet confirmed by a first valid code.
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(128))
     #: Highest RFC 6238 time step accepted so far: a code at or below it is a replay.
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)

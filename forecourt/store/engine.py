@@ -6,7 +6,7 @@ console, workflows and sync can share one file without "database is locked" erro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,17 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(engine: Engine, branches: Iterable[str] = CLOUD_BRANCHES) -> None:
-    """Bring the database up to the head of each named Alembic branch (from empty if need be)."""
+def migrate(
+    engine: Engine,
+    branches: Iterable[str] = CLOUD_BRANCHES,
+    attributes: Mapping[str, object] | None = None,
+) -> None:
+    """Bring the database up to the head of each named Alembic branch (from empty if need be).
+
+    ``attributes`` reach the migrations through ``config.attributes`` (keys a data migration
+    needs, such as the edge's TOTP key; never written anywhere).
+    """
     cfg = alembic_config(engine)
+    cfg.attributes.update(attributes or {})
     for branch in branches:
         command.upgrade(cfg, f"{branch}@head")

@@ -12,6 +12,7 @@
     ├── UsernameTaken
     ├── PasswordPolicyViolation
     ├── TotpEnrolmentError        confirming an enrolment that does not exist or with a wrong code
+    ├── TotpSecretUnreadable      a stored TOTP secret does not open under the edge's key
     ├── EnrolmentRefused          first sign-in with an unknown, used, expired or wrong code
     ├── PrivilegeChangePending    a reviewer-capable role awaits approval; the change is refused
     └── ReviewError
@@ -108,11 +109,26 @@ class TotpEnrolmentError(OperatorError):
         self.reason = reason
 
 
+class TotpSecretUnreadable(OperatorError):
+    """A stored TOTP secret does not open for ``operator_id``: tampered, moved, or another key.
+
+    Raised by :mod:`forecourt.edge.operators.sealing`; the service turns it into the refusal of the
+    operation at hand (a login, an enrolment) after logging it. ``reason`` is ``not_sealed``,
+    ``malformed`` or ``tag_mismatch``; neither the stored value nor the secret is ever carried.
+    """
+
+    def __init__(self, operator_id: str, reason: str) -> None:
+        super().__init__(f"TOTP secret of operator {operator_id} unreadable: {reason}")
+        self.operator_id = operator_id
+        self.reason = reason
+
+
 class EnrolmentRefused(OperatorError):
     """A first sign-in with an enrolment code was refused; ``reason`` is a stable code.
 
     Reasons: ``unknown``, ``wrong_code``, ``expired``, ``used`` (no code is pending), ``inactive``,
-    ``locked``, ``wrong_totp``. A login page shows one message for all of them.
+    ``locked``, ``wrong_totp``, ``totp_unreadable`` (the pending secret does not open under the
+    edge's key: asking for a new one replaces it). A login page shows one message for all of them.
     """
 
     def __init__(self, username: str, reason: str) -> None:

@@ -4,6 +4,12 @@ Each public method is one database transaction. A refused login still commits it
 failure count, the lock) before the refusal is raised, so an attacker cannot reset the count by
 making the request fail. Every refusal is logged with the operator and a reason code; passwords,
 TOTP secrets, codes and session tokens never reach a log.
+
+TOTP secrets are stored sealed (:mod:`forecourt.edge.operators.sealing`): every write seals with
+the edge's TOTP key and every read opens with it. A secret that does not open (altered, copied
+from another operator's row, another key) refuses the operation at hand with its usual error and
+reason ``totp_unreadable``, logged as ``totp_secret_unreadable``; it is a fault of the box, not a
+guess, so it does not count towards the operator's lock-out.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from forecourt.edge.operators.errors import (
     PrivilegeChangePending,
     SessionInvalid,
     TotpEnrolmentError,
+    TotpSecretUnreadable,
     UsernameTaken,
 )
 from forecourt.edge.operators.model import Operator
@@ -52,6 +59,7 @@ from forecourt.edge.operators.repository import (
 )
 from forecourt.edge.operators.reviews import REVIEWER_CAPABLE, ReviewKind
 from forecourt.edge.operators.roles import Permission, Role
+from forecourt.edge.operators.sealing import TotpKey
 from forecourt.edge.operators.tokens import new_token, token_digest, tokens_equal
 from forecourt.edge.operators.totp import TotpEnrolment
 from forecourt.logging import get_logger
@@ -138,8 +146,10 @@ class OperatorService:
         policy: OperatorPolicy | None = None,
         passwords: PasswordHashing | None = None,
         review_policy: ReviewPolicy | None = None,
+        totp_key: TotpKey | None = None,
     ) -> None:
         self._sessions = sessions
+        self._totp_key = totp_key or TotpKey.for_sessions(sessions)
         self._clock = clock
         self.policy = policy or OperatorPolicy()
         self._passwords = passwords or PasswordHashing()
@@ -206,7 +216,7 @@ class OperatorService:
         secret = totp.new_secret()
         row = self._new_row(dealer_id, username, display_name, Role.DEALER_ADMIN, now)
         row.password_hash = self._passwords.hash(password)
-        row.totp_pending_secret = secret
+        row.totp_pending_secret = self._totp_key.seal(row.id, secret)
         with self._sessions.begin() as s:
             repo = OperatorRepository(s)
             if repo.count_for_dealer(dealer_id) > 0:
@@ -374,7 +384,7 @@ class OperatorService:
             refusal = self._check_enrolment_code(s, row, username, code, now)
             if refusal is None:
                 assert row is not None
-                row.totp_pending_secret = secret
+                row.totp_pending_secret = self._totp_key.seal(row.id, secret)
         if refusal is not None:
             raise refusal
         _log.info("enrolment_started", dealer_id=dealer_id, username=username)
@@ -397,10 +407,16 @@ class OperatorService:
             refusal = self._check_enrolment_code(s, row, username, code, now)
             if refusal is None:
                 assert row is not None
-                step = None
-                if row.totp_pending_secret is not None:
-                    step = totp.match_step(row.totp_pending_secret, totp_code, now, None)
-                if step is None:
+                pending = self._open(row, row.totp_pending_secret)
+                step = (
+                    totp.match_step(pending, totp_code, now, None)
+                    if isinstance(pending, str)
+                    else None
+                )
+                if isinstance(pending, TotpSecretUnreadable):
+                    _log.warning("enrolment_refused", operator_id=row.id, reason="totp_unreadable")
+                    refusal = EnrolmentRefused(username, "totp_unreadable")
+                elif step is None:
                     refusal = self._enrolment_failure(s, row, "wrong_totp", now)
                 else:
                     row.totp_secret, row.totp_pending_secret = row.totp_pending_secret, None
@@ -478,7 +494,7 @@ class OperatorService:
             row = OperatorRepository(s).get(operator.id, for_update=True)
             if row is None:
                 raise OperatorNotFound(operator.id)
-            row.totp_pending_secret = secret
+            row.totp_pending_secret = self._totp_key.seal(row.id, secret)
             username, dealer_id = row.username, row.dealer_id
         _log.info("totp_enrolment_started", operator_id=operator.id)
         return totp.enrolment_for(secret, username, dealer_id, self.policy.totp_issuer)
@@ -490,9 +506,12 @@ class OperatorService:
             row = OperatorRepository(s).get(operator.id, for_update=True)
             if row is None:
                 raise OperatorNotFound(operator.id)
-            if row.totp_pending_secret is None:
+            pending = self._open(row, row.totp_pending_secret)
+            if pending is None:
                 raise TotpEnrolmentError(operator.id, "no enrolment in progress")
-            step = totp.match_step(row.totp_pending_secret, code, now, row.totp_last_step)
+            if isinstance(pending, TotpSecretUnreadable):
+                raise TotpEnrolmentError(operator.id, "stored secret unreadable: start again")
+            step = totp.match_step(pending, code, now, row.totp_last_step)
             if step is not None:
                 row.totp_secret = row.totp_pending_secret
                 row.totp_pending_secret = None
@@ -586,19 +605,37 @@ class OperatorService:
         return None
 
     def _consume_code(self, s: Session, row: EdgeOperator, code: str, now: datetime) -> _Outcome:
-        secret = row.totp_secret or row.totp_pending_secret
+        stored = row.totp_secret or row.totp_pending_secret
+        secret = self._open(row, stored)
         if secret is None:
             return self._fail(s, row, "totp_not_enrolled", now)
+        if isinstance(secret, TotpSecretUnreadable):
+            _log.warning("login_failed", operator_id=row.id, reason="totp_unreadable")
+            return _Outcome(AuthenticationFailed(row.username, "totp_unreadable"))
         step = totp.match_step(secret, code, now, row.totp_last_step)
         if step is None:
             replayed = totp.match_step(secret, code, now, None) is not None
             return self._fail(s, row, "totp_replayed" if replayed else "totp", now)
         row.totp_last_step = step
         if row.totp_secret is None:
-            row.totp_secret, row.totp_pending_secret = secret, None
+            row.totp_secret, row.totp_pending_secret = stored, None
             _log.info("totp_enrolment_confirmed", operator_id=row.id)
         row.failed_attempts = 0
         return _Outcome()
+
+    def _open(self, row: EdgeOperator, stored: str | None) -> str | TotpSecretUnreadable | None:
+        """The clear secret of ``stored`` (a column of ``row``), None if empty, or why it is not.
+
+        The refusal is returned, not raised, so the caller refuses with its own error and the
+        transaction still commits what it must; it is logged here, once, without the value.
+        """
+        if stored is None:
+            return None
+        try:
+            return self._totp_key.open(row.id, stored)
+        except TotpSecretUnreadable as exc:
+            _log.error("totp_secret_unreadable", operator_id=row.id, reason=exc.reason)
+            return exc
 
     def _fail(self, s: Session, row: EdgeOperator, reason: str, now: datetime) -> _Outcome:
         row.failed_attempts += 1
