@@ -53,6 +53,7 @@ from forecourt.cloud.keys import (
     load_offline_image_targets,
     load_root_history,
     load_signing_keys,
+    renew_root,
     root_file_name,
     rotate_signing_keys,
     sign_roots,
@@ -265,8 +266,8 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
     repository: str = typer.Option(
         ..., "--repository", help="Whose keys rotate: director, image or both."
     ),
-    roles: str = typer.Option(
-        ...,
+    roles: str | None = typer.Option(
+        None,
         "--roles",
         help="Comma-separated roles to give new keys: root, timestamp, snapshot, targets, offline.",
     ),
@@ -278,7 +279,9 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
     key_count: int | None = typer.Option(
         None, "--key-count", help="Keys generated per rotated role (default: the threshold)."
     ),
-    root_days: int = typer.Option(365, "--root-days", help="Validity of the new roots (days)."),
+    root_days: int = typer.Option(
+        365, "--root-days", "--root-expires", help="Validity of the new roots (days)."
+    ),
     root_keys: Path | None = typer.Option(
         None,
         "--root-keys",
@@ -291,6 +294,18 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
         help="With --repository image --roles targets: put the new image targets keys offline "
         "beside the root keys (offline-keys.json), out of keys.json.",
     ),
+    hsm_key: list[str] | None = typer.Option(
+        None,
+        "--hsm-key",
+        help="ROLE=pkcs11:token=...;object=...?module-path=...&pin-source=env:VAR: rotate ROLE "
+        "onto this existing HSM key instead of a new file key (repeat for several keys).",
+    ),
+    renew: bool = typer.Option(
+        False,
+        "--renew-root",
+        help="Only renew the roots' expiry: root vN+1 with the same keys, signed by the current "
+        "root keys (no --roles).",
+    ),
 ) -> None:
     """Rotate repository keys offline: new keys for the named roles, root vN+1 signed by the
     current root keys (and the new ones if root rotates), exported as REPO-root.N.json.
@@ -298,14 +313,38 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
     Needs FORECOURT_CLOUD_KEY_PASSWORD and the root keys' password (FORECOURT_ROOT_KEY_PASSWORD).
     Old key files and director-root.json / image-root.json (what cars pinned) stay; keys.json is
     replaced last. A refusal (exit 2) changes nothing. Restart the cloud replicas afterwards.
+    --hsm-key puts a role on a key already in an HSM (keys.json records the URI); --renew-root
+    writes root vN+1 with the same keys and a new expiry (--root-expires DAYS).
     """
     root_listing = root_keys or directory / OFFLINE_DIR / ROOT_LISTING
     repositories = list(REPOSITORIES) if repository == "both" else [repository]
-    named = [r.strip() for r in roles.split(",")]
+    named = [r.strip() for r in roles.split(",")] if roles else []
     if root_days < 1:
         raise _refuse_rotation(f"--root-days {root_days} is below 1")
-    password, root_password, root_env = _rotation_passwords(root_listing)
     expires = (datetime.now(UTC) + timedelta(days=root_days)).replace(microsecond=0)
+    hsm_keys = _hsm_key_options(hsm_key or [])
+    if renew:
+        given = [
+            name
+            for name, value in (
+                ("--roles", roles),
+                ("--hsm-key", hsm_key),
+                ("--threshold", threshold),
+                ("--key-count", key_count),
+                ("--offline-targets", offline_targets),
+            )
+            if value
+        ]
+        if given:
+            raise _refuse_rotation(f"--renew-root keeps every key: drop {', '.join(given)}")
+        _renew_roots(directory, repositories, expires, root_listing)
+        return
+    if not named and not hsm_keys:
+        raise _refuse_rotation(
+            "name the roles to rotate (--roles), a role's HSM key (--hsm-key ROLE=URI), "
+            "or renew the roots' expiry only (--renew-root)"
+        )
+    password, root_password, root_env = _rotation_passwords(root_listing)
     try:
         rotated = rotate_signing_keys(
             directory,
@@ -319,6 +358,7 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
             threshold=threshold,
             key_count=key_count,
             offline_targets=offline_targets,
+            hsm_keys=hsm_keys,
         )
     except RotationRefused as exc:
         raise _refuse_rotation(str(exc)) from exc
@@ -329,7 +369,45 @@ def rotate_keys_command(  # noqa: PLR0917 - Typer maps each parameter to an opti
         typer.echo(f"{done.repository} root v{version}  {done.root_file} (expires {expires:%F})")
         for path in done.key_files:
             typer.echo(f"  new key      {path}")
+        for uri in done.hsm_keys:
+            typer.echo(f"  HSM key      {uri}")
     typer.echo("restart every cloud replica to sign with the new keys (docs/key-rotation.md)")
+
+
+def _hsm_key_options(values: list[str]) -> dict[str, list[str]]:
+    """``--hsm-key ROLE=URI`` options as role -> URIs (a role named twice gets two keys)."""
+    keys: dict[str, list[str]] = {}
+    for value in values:
+        role, sep, uri = value.partition("=")
+        if not sep or not role.strip().isidentifier() or not uri.strip():
+            raise _refuse_rotation(
+                "--hsm-key takes ROLE=pkcs11:token=...;object=...?module-path=...&pin-source=..."
+            )
+        keys.setdefault(role.strip(), []).append(uri.strip())
+    return keys
+
+
+def _renew_roots(
+    directory: Path, repositories: list[str], expires: datetime, root_listing: Path
+) -> None:
+    """``rotate-keys --renew-root``: only the current root keys sign, so no password but the
+    ones their URIs name is needed, and no listing changes."""
+    try:
+        renewed = renew_root(
+            directory, repositories=repositories, expires=expires, root_listing=root_listing
+        )
+    except RotationRefused as exc:
+        raise _refuse_rotation(str(exc)) from exc
+    except OSError as exc:
+        raise _refuse_rotation(
+            f"writing the renewed root failed, nothing changed: {exc}", 1
+        ) from exc
+    for done in renewed:
+        version = done.root.signed.version
+        typer.echo(
+            f"{done.repository} root v{version}  {done.root_file} (same keys, expires {expires:%F})"
+        )
+    typer.echo("copy the new roots to every cloud replica and restart it (docs/key-rotation.md)")
 
 
 def _keys_directory(keys: Path) -> Path:

@@ -17,6 +17,11 @@ the root keys): new keys for the named roles, root vN+1 signed by the old and (i
 the new root keys, exported as ``<repo>-root.<N+1>.json`` beside v1 (``<repo>-root.json``, what
 cars pinned). A listing line may name several key URIs (a list) when a role's threshold is above
 one. :func:`load_root_history` reads the exported chain back and checks it as a car walks it.
+A rotated role may move onto a key that already sits in an HSM (``rotate-keys --hsm-key
+ROLE=pkcs11:...``, :func:`resolve_hsm_key`): the listing then records the URI and no file is
+written. :func:`renew_root` (``rotate-keys --renew-root``) writes root vN+1 with the same keys
+and a later expiry, signed by the current root keys, so an expiring root is renewed without a
+rotation.
 
 The image repository's targets role may be held offline too (Uptane: the image repository signs
 what exists offline): ``init-keys --offline-image-targets`` or ``rotate-keys --repository image
@@ -42,7 +47,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from forecourt.cloud.config import SigningKeys
 from forecourt.logging import get_logger
-from forecourt.trust._sslib import CryptoSigner, Metadata, Root, Signer
+from forecourt.trust._sslib import (
+    CryptoSigner,
+    Metadata,
+    Root,
+    Signer,
+    UnverifiedSignatureError,
+    VerificationError,
+)
 from forecourt.trust.canonical import canonical_bytes
 from forecourt.trust.errors import TrustError
 from forecourt.trust.issuer import (
@@ -79,6 +91,104 @@ class RootHistoryError(ValueError):
 
 class RotationRefused(ValueError):
     """``cloud rotate-keys`` cannot rotate as asked; nothing was written."""
+
+
+HSM_KEY_SCHEMES = {"ed25519": "ed25519"}
+"""Key type -> scheme an HSM key must have to be listed by a root. Ed25519 only, as the keys
+the ceremony generates: an ECDSA public key is a PEM text whose line breaks the canonical JSON
+of an exported root carries raw, and no JSON parser (the car's included) reads that file."""
+_PROBE = b"forecourt rotate-keys: can this key sign for a role?"
+
+
+@dataclass(frozen=True)
+class HsmKey:
+    """A key already held in an HSM that a rotated role moves onto: the reference that
+    ``keys.json`` (or ``root-keys.json``) records, and a signer proven to sign with it."""
+
+    role: str
+    uri: str
+    signer: Signer
+
+    @property
+    def keyid(self) -> str:
+        return public_key_of(self.signer).keyid
+
+
+def resolve_hsm_key(role: str, uri: str) -> HsmKey:
+    """The HSM key ``uri`` names, checked before any root lists it, else :class:`RotationRefused`.
+
+    A root only lists the public key: one whose private half is missing from the token, of a
+    type cars do not verify, or whose token signs with another key would name a role nobody
+    can sign for, found out only when ``cloud serve`` first signs. So the key is loaded through
+    the same :func:`load_signer` serve uses and made to sign a probe that its public key must
+    verify. The URI is what the listing records: a PIN inside it (``pin-value``) is refused,
+    the PIN is named by ``pin-source=env:VAR`` or ``file:/path``.
+    """
+    where = f"--hsm-key {role}"
+    if role not in ROLES:
+        raise RotationRefused(f"{where}: unknown role, the roles are {', '.join(ROLES)}")
+    if not uri.startswith("pkcs11:"):
+        raise RotationRefused(
+            f"{where}: expected a pkcs11: URI naming a key in an HSM, got a "
+            f"{uri.partition(':')[0] or 'bare'} reference"
+        )
+    if "pin-value" in uri:
+        raise RotationRefused(
+            f"{where}: the URI carries the PIN (pin-value) and would be recorded in a key "
+            "listing: name it with pin-source=env:VAR or pin-source=file:/path"
+        )
+    try:
+        signer = load_signer(uri)
+        key = public_key_of(signer)
+    except TrustError as exc:
+        raise RotationRefused(f"{where}: the key does not resolve: {exc}") from exc
+    if HSM_KEY_SCHEMES.get(key.keytype) != key.scheme:
+        raise RotationRefused(
+            f"{where}: the key is {key.scheme}; a role's key must be Ed25519 (ed25519)"
+        )
+    try:
+        key.verify_signature(signer.sign(_PROBE), _PROBE)
+    except TrustError as exc:
+        raise RotationRefused(f"{where}: the key does not sign: {exc}") from exc
+    except (UnverifiedSignatureError, VerificationError) as exc:
+        raise RotationRefused(
+            f"{where}: the token's private key does not match public key {key.keyid[:16]}"
+        ) from exc
+    return HsmKey(role, uri, signer)
+
+
+def _keys_ever_listed(history: Mapping[str, Sequence[Metadata[Root]]]) -> dict[str, str]:
+    """Every key id any exported root listed, with where it was listed last (``director
+    targets in root v2``): a key a role held, even one rotated out, is never taken again."""
+    listed: dict[str, str] = {}
+    for repo, chain in history.items():
+        for md in chain:
+            where = f"in {repo} root v{md.signed.version}"
+            for name, role in md.signed.roles.items():
+                for keyid in role.keyids:
+                    listed[keyid] = f"{repo} {name} {where}"
+            field = md.signed.unrecognized_fields.get(OFFLINE_ROLE_FIELD)
+            for keyid in field.get("keyids", ()) if isinstance(field, dict) else ():
+                listed[keyid] = f"{repo} offline {where}"
+    return listed
+
+
+def _check_hsm_keys_unused(
+    keys: Sequence[HsmKey], history: Mapping[str, Sequence[Metadata[Root]]]
+) -> None:
+    listed = _keys_ever_listed(history)
+    taken: dict[str, str] = {}
+    for key in keys:
+        if key.keyid in listed:
+            raise RotationRefused(
+                f"--hsm-key {key.role}: key {key.keyid[:16]} is already used by "
+                f"{listed[key.keyid]}; give each role a key of its own"
+            )
+        if key.keyid in taken:
+            raise RotationRefused(
+                f"--hsm-key {key.role} and --hsm-key {taken[key.keyid]} name the same key"
+            )
+        taken[key.keyid] = key.role
 
 
 def root_file_name(repository: str, version: int) -> str:
@@ -357,6 +467,8 @@ class RotatedRepository:
     root: Metadata[Root]
     root_file: Path
     key_files: tuple[Path, ...]
+    hsm_keys: tuple[str, ...] = ()
+    """The HSM key URIs rotated roles moved onto (no file written for them)."""
 
 
 class _Staged:
@@ -459,6 +571,7 @@ class _Request:
     root_password: bytes
     root_password_env: str
     offline_targets: bool = False
+    hsm_keys: Mapping[str, tuple[HsmKey, ...]] | None = None
 
 
 def _check_request(repositories: Sequence[str], request: _Request) -> None:
@@ -486,6 +599,11 @@ def _check_request(repositories: Sequence[str], request: _Request) -> None:
         raise RotationRefused(
             "--offline-targets moves the image repository's targets role offline: use it with "
             "--repository image --roles targets (the director's targets sign per car, online)"
+        )
+    if request.hsm_keys and len(set(repositories)) != 1:
+        raise RotationRefused(
+            "--hsm-key moves one repository's role onto the key: name --repository director "
+            "or image (the two repositories never share a key)"
         )
 
 
@@ -529,6 +647,57 @@ def _new_keys(
     return signers, (uris[0] if count == 1 else uris), paths
 
 
+def _with_offline_targets_refused(
+    uris: Mapping[str, Any], offline: Mapping[str, Any]
+) -> dict[str, Any]:
+    try:
+        return _with_offline_targets(uris, offline)
+    except KeyListingError as exc:
+        raise RotationRefused(f"image online keys unavailable: {exc}") from exc
+
+
+def _current_repository(
+    repo: str,
+    chain: tuple[Metadata[Root], ...],
+    listed: Mapping[str, Any],
+    root_signers: list[Signer],
+) -> Repository:
+    """``repo`` as its current root and the listed keys make it, each checked against the
+    other, else :class:`RotationRefused`."""
+    current = chain[-1]
+    try:
+        online = _online(listed, current.signed)
+    except (TrustError, KeyListingError) as exc:
+        raise RotationRefused(f"{repo} online keys unavailable: {exc}") from exc
+    keys = replace(online, root=RoleSigners(root_signers, _threshold(current.signed, "root")))
+    try:
+        return Repository(
+            keys,
+            current.signed.expires,
+            _offline_window(current.signed),
+            root=current,
+            history=chain[:-1],
+        )
+    except RootKeysMismatch as exc:
+        raise RotationRefused(
+            f"keys.json does not match {repo} root v{current.signed.version}: {exc}"
+        ) from exc
+
+
+def _key_count(what: str, threshold: int, key_count: int | None, hsm_count: int) -> int:
+    """How many keys a rotated role gets: the HSM keys named, else ``--key-count``, else the
+    threshold; never fewer than the threshold (a role nobody could sign for)."""
+    if hsm_count and key_count not in (None, hsm_count):
+        raise RotationRefused(
+            f"--key-count {key_count} for {what}, but {hsm_count} --hsm-key given: the role's "
+            "keys are the HSM keys named"
+        )
+    count = hsm_count or key_count or threshold
+    if threshold > count:
+        raise RotationRefused(f"threshold {threshold} for {what} is larger than its {count} key(s)")
+    return count
+
+
 def _rotate_one(
     repo: str,
     chain: tuple[Metadata[Root], ...],
@@ -546,26 +715,14 @@ def _rotate_one(
     version = current.signed.version + 1
     if not isinstance(uris.get(repo), dict):
         raise RotationRefused(f"keys.json lists no {repo} repository")
-    try:
-        listed = _with_offline_targets(uris[repo], offline_uris) if repo == "image" else uris[repo]
-        targets_offline = repo == "image" and "targets" not in uris[repo]
-        online = _online(listed, current.signed)
-    except (TrustError, KeyListingError) as exc:
-        raise RotationRefused(f"{repo} online keys unavailable: {exc}") from exc
-    root_signers = _current_root_signers(repo, current, root_uris, root_listing)
-    old = replace(online, root=RoleSigners(root_signers, _threshold(current.signed, "root")))
-    try:
-        repository = Repository(
-            old,
-            current.signed.expires,
-            _offline_window(current.signed),
-            root=current,
-            history=chain[:-1],
-        )
-    except RootKeysMismatch as exc:
-        raise RotationRefused(
-            f"keys.json does not match {repo} root v{current.signed.version}: {exc}"
-        ) from exc
+    targets_offline = repo == "image" and "targets" not in uris[repo]
+    repository = _current_repository(
+        repo,
+        chain,
+        _with_offline_targets_refused(uris[repo], offline_uris) if repo == "image" else uris[repo],
+        root_signers=_current_root_signers(repo, current, root_uris, root_listing),
+    )
+    old = repository.keys
     for role in ONLINE_ROLES:
         kept: RoleSigners | None = getattr(old, role)
         if role not in request.roles and kept is not None and len(kept.signers) < kept.threshold:
@@ -575,13 +732,11 @@ def _rotate_one(
             )
     rotated: dict[str, RoleSigners] = {}
     key_files: list[Path] = []
+    hsm_uris: list[str] = []
     for role in request.roles:
         threshold = request.threshold or _threshold(current.signed, role)
-        count = request.key_count or threshold
-        if threshold > count:
-            raise RotationRefused(
-                f"threshold {threshold} for {repo} {role} is larger than its {count} key(s)"
-            )
+        hsm = (request.hsm_keys or {}).get(role, ())
+        count = _key_count(f"{repo} {role}", threshold, request.key_count, len(hsm))
         is_root = role == "root"
         # the image targets role stays offline once there, and moves there when asked
         held_offline = (repo, role) == ("image", "targets") and (
@@ -591,16 +746,21 @@ def _rotate_one(
         where = root_directory if apart else directory
         password = request.root_password if apart else request.password
         env = request.root_password_env if apart else PASSWORD_ENV
-        signers, listing_value, paths = _new_keys(
-            staged,
-            where,
-            f"{repo}-{role}",
-            version=version,
-            count=count,
-            password=password,
-            env=env,
-        )
-        key_files.extend(paths)
+        if hsm:  # existing keys: the listing records their references, no file is written
+            signers = [key.signer for key in hsm]
+            hsm_uris.extend(key.uri for key in hsm)
+            listing_value: str | list[str] = hsm[0].uri if count == 1 else [k.uri for k in hsm]
+        else:
+            signers, listing_value, paths = _new_keys(
+                staged,
+                where,
+                f"{repo}-{role}",
+                version=version,
+                count=count,
+                password=password,
+                env=env,
+            )
+            key_files.extend(paths)
         rotated[role] = RoleSigners(signers, threshold)
         if is_root:
             root_uris[repo] = listing_value
@@ -617,7 +777,7 @@ def _rotate_one(
         raise RotationRefused(f"{repo} root v{version} could not be signed: {exc}") from exc
     root_file = directory / root_file_name(repo, version)
     staged.add(root_file, canonical_bytes(new_root.to_dict()))
-    return RotatedRepository(repo, exported, root_file, tuple(key_files))
+    return RotatedRepository(repo, exported, root_file, tuple(key_files), tuple(hsm_uris))
 
 
 def rotate_signing_keys(
@@ -633,6 +793,7 @@ def rotate_signing_keys(
     threshold: int | None = None,
     key_count: int | None = None,
     offline_targets: bool = False,
+    hsm_keys: Mapping[str, Sequence[str]] | None = None,
 ) -> list[RotatedRepository]:
     """Rotate ``roles`` of each of ``repositories``: root vN+1 over new keys for those roles.
 
@@ -654,9 +815,16 @@ def rotate_signing_keys(
     keys beside the root keys under ``root_password``, lists them in ``offline-keys.json`` and
     drops the role from ``keys.json``: root vN+1 trusts only them, so the online key signs
     nothing a car accepts any more. A role already held offline is rotated offline again.
+
+    ``hsm_keys`` (role -> key URIs, one repository) rotates those roles onto keys that already
+    exist in an HSM instead of generating files: root vN+1 lists their public keys, the listing
+    records their ``pkcs11:`` references, and serving processes sign with them. Each key must
+    resolve, be Ed25519, sign, and never have been listed by any exported root
+    (:func:`resolve_hsm_key`); else :class:`RotationRefused`, nothing written.
     """
+    named_hsm = {role: tuple(uris) for role, uris in (hsm_keys or {}).items() if uris}
     request = _Request(
-        tuple(roles),
+        tuple(dict.fromkeys([*roles, *named_hsm])),
         threshold,
         key_count,
         expires,
@@ -664,6 +832,7 @@ def rotate_signing_keys(
         root_password,
         root_password_env,
         offline_targets,
+        {role: () for role in named_hsm},  # resolved below, once the cheap checks passed
     )
     _check_request(repositories, request)
     listing = directory / KEY_LISTING
@@ -679,6 +848,13 @@ def rotate_signing_keys(
         history = load_root_history(directory)
     except RootHistoryError as exc:
         raise RotationRefused(f"the exported roots do not verify: {exc}") from exc
+    if named_hsm:
+        resolved = {
+            role: tuple(resolve_hsm_key(role, uri) for uri in uris)
+            for role, uris in named_hsm.items()
+        }
+        _check_hsm_keys_unused([k for keys in resolved.values() for k in keys], history)
+        request = replace(request, hsm_keys=resolved)
     staged = _Staged()
     done = [
         _rotate_one(
@@ -715,5 +891,99 @@ def rotate_signing_keys(
             roles=list(request.roles),
             thresholds={r: _threshold(rotated.root.signed, r) for r in request.roles},
             root_file=str(rotated.root_file),
+            hsm_keys=list(rotated.hsm_keys),
+        )
+    return done
+
+
+def _renew_one(
+    repo: str,
+    chain: tuple[Metadata[Root], ...],
+    *,
+    directory: Path,
+    root_uris: Mapping[str, Any],
+    root_listing: Path,
+    expires: datetime,
+    staged: _Staged,
+) -> RotatedRepository:
+    current = chain[-1]
+    version = current.signed.version + 1
+    signers = _current_root_signers(repo, current, root_uris, root_listing)
+    if expires <= current.signed.expires:
+        raise RotationRefused(
+            f"{repo} root v{current.signed.version} already expires "
+            f"{current.signed.expires:%F %H:%M} UTC, not before {expires:%F %H:%M}: "
+            "a renewal must extend it"
+        )
+    # The current root's payload as exported, unknown fields included: only the version and
+    # the expiry change, so every key, threshold and the offline role stay exactly as listed.
+    payload = current.signed.to_dict()
+    payload.update(version=version, expires=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    renewed = Metadata(Root.from_dict(payload))
+    for signer in signers:
+        renewed.sign(signer, append=True)
+    data = canonical_bytes(renewed.to_dict())
+    try:
+        exported = Metadata[Root].from_bytes(data)
+        check_root_chain([*chain, exported])  # as a car pinned at v1 will walk it
+    except (TrustError, RootChainInvalid) as exc:
+        raise RotationRefused(f"{repo} root v{version} could not be signed: {exc}") from exc
+    root_file = directory / root_file_name(repo, version)
+    staged.add(root_file, data)
+    return RotatedRepository(repo, exported, root_file, ())
+
+
+def renew_root(
+    directory: Path,
+    *,
+    repositories: Sequence[str],
+    expires: datetime,
+    root_listing: Path,
+) -> list[RotatedRepository]:
+    """Root vN+1 of each of ``repositories`` with the same keys and thresholds, expiring at
+    ``expires``: renews a root about to expire without rotating a key.
+
+    A car refuses every bundle once its newest root has expired, and before this it took a key
+    rotation to move the expiry. vN+1 is signed by every current root key (``root_listing``,
+    exactly the keys root vN lists, so root vN's threshold, which is also vN+1's, is met) and
+    exported as ``<repo>-root.<N+1>.json``; cars pinned at any earlier root walk to it as after
+    a rotation. No online key is loaded and no listing changes. Refused
+    (:class:`RotationRefused`, nothing written) when the history does not verify, the root keys
+    are missing or not the current ones, or ``expires`` does not extend the current root.
+    """
+    if not repositories or any(r not in REPOSITORIES for r in repositories):
+        raise RotationRefused(
+            f"unknown repository in {', '.join(repositories) or 'nothing'}: "
+            f"expected {', '.join(REPOSITORIES)} or both"
+        )
+    try:
+        root_uris = _read_listing(root_listing)
+    except KeyListingError as exc:
+        raise RotationRefused(f"the current root keys are needed to renew: {exc}") from exc
+    try:
+        history = load_root_history(directory)
+    except RootHistoryError as exc:
+        raise RotationRefused(f"the exported roots do not verify: {exc}") from exc
+    staged = _Staged()
+    done = [
+        _renew_one(
+            repo,
+            history[repo],
+            directory=directory,
+            root_uris=root_uris,
+            root_listing=root_listing,
+            expires=expires,
+            staged=staged,
+        )
+        for repo in dict.fromkeys(repositories)
+    ]
+    staged.commit([])
+    for renewed in done:
+        _log.info(
+            "root_renewed",
+            repository=renewed.repository,
+            root_version=renewed.root.signed.version,
+            expires=f"{renewed.root.signed.expires:%Y-%m-%dT%H:%M:%SZ}",
+            root_file=str(renewed.root_file),
         )
     return done

@@ -159,6 +159,8 @@ def _sslib_key_from_pkcs11(public: Any, key_type: Any) -> SSlibKey:
         # CKA_EC_POINT is a DER OCTET STRING (0x04 len || 32 bytes) per PKCS#11 3.0.
         raw = point[2:] if len(point) == 34 and point[0] == 0x04 else point
         return SSlibKey.from_crypto(ed25519.Ed25519PublicKey.from_public_bytes(raw))
+    if key_type != pkcs11.KeyType.EC:
+        raise KeyLoadError(f"PKCS#11 {key_type.name} key: only Ed25519 and ECDSA are supported")
     der = pkcs11.util.ec.encode_ec_public_key(public)
     loaded = serialization.load_der_public_key(der)
     if not isinstance(loaded, ec.EllipticCurvePublicKey):
