@@ -36,6 +36,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from forecourt.edge.anomaly import AnomalySettingsRefused, load_thresholds
 from forecourt.edge.app import ConsoleSettings, create_app
 from forecourt.edge.app.assembly import (
     ProfileUnavailable,
@@ -694,6 +695,10 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
                 host, port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http
             )
         except (InsecureBindRefused, TlsMaterialMissing) as exc:
+            raise CliProblem(str(exc)) from exc
+        try:  # before anything starts: a bad threshold is one line naming the key, not a trace
+            load_thresholds()
+        except AnomalySettingsRefused as exc:
             raise CliProblem(str(exc)) from exc
         settings = _edge_settings(
             dealer_id, data_dir, edge_id, database_url, cars=tuple(car),
