@@ -5,13 +5,21 @@ Layout of ``DIR``::
     root.pem              OEM root certificate (pinned in cars, given to the cloud and edges)
     offline/root-key.pem  root private key, PKCS#8 encrypted with the root password — move it to
                           offline storage after ``init``; nothing here loads it again
-    ca.pem, ca-key.pem    issuing CA certificate and its key (encrypted with the CA password)
+    ca.pem                issuing CA certificate
+    ca-key.pem            its key, encrypted with the CA password; or instead
+    ca-key.json           ``{"uri": "pkcs11:..."}``: the key is held in an HSM (never both)
     pki.json              name-constraint policy, revoked serials, CRL number
     issued/<serial>.pem   every certificate issued, by hexadecimal serial
     crl.pem               the issuing CA's latest CRL
 
 Without a directory (:meth:`OemPki.ephemeral`) the same object lives in memory, for tests and
 the demo world.
+
+The issuing CA key behind a ``pkcs11:`` URI is chosen by the directory, not by callers: a
+``ca-key.json`` present before :meth:`OemPki.create` makes the issuing CA certificate for the
+token's key, and :meth:`OemPki.load` signs through the token whenever ``ca-key.json`` is there
+(:mod:`forecourt.trust.ca_key` signs the X.509 structures). Either way the key must match
+``ca.pem``; a mismatch or a URI that does not resolve is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 
 from forecourt.logging import get_logger
+from forecourt.trust.ca_key import IssuingKey
 from forecourt.trust.certificates import (
     CertificatePurpose,
     NameConstraintsPolicy,
@@ -43,7 +52,7 @@ from forecourt.trust.certificates import (
     server_subject,
 )
 from forecourt.trust.chain import name_permitted, verify_chain
-from forecourt.trust.errors import KeyLoadError, PkiError, WrongKeyPassword
+from forecourt.trust.errors import KeyLoadError, PkiError, TrustError, WrongKeyPassword
 from forecourt.trust.tls import PemBundlePaths, write_pem_bundle
 
 _log = get_logger("trust.pki")
@@ -57,6 +66,37 @@ SERVER_LIFETIME = timedelta(days=90)
 ECU_LIFETIME = timedelta(days=25 * 365)
 CRL_LIFETIME = timedelta(days=7)
 _BACKDATE = timedelta(minutes=5)
+CA_KEY_FILE = "ca-key.pem"
+CA_KEY_REFERENCE = "ca-key.json"
+"""Holds ``{"uri": "pkcs11:..."}`` when the issuing CA key lives in an HSM."""
+
+
+def read_ca_key_reference(directory: Path) -> str | None:
+    """The key URI in ``directory/ca-key.json``, or ``None`` when the key is a PEM file.
+
+    Both files at once is refused: the issuing CA key lives in one place, and a PEM copy left
+    beside an HSM reference is key material that should have gone offline.
+    """
+    path = directory / CA_KEY_REFERENCE
+    if not path.exists():
+        return None
+    if (directory / CA_KEY_FILE).exists():
+        raise PkiError(
+            f"{directory} holds both {CA_KEY_FILE} and {CA_KEY_REFERENCE}: the issuing CA key "
+            f"lives in one place; move {CA_KEY_FILE} off this host",
+            directory=str(directory),
+        )
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PkiError(f"{path} is not readable JSON: {exc}", path=str(path)) from exc
+    uri = obj.get("uri") if isinstance(obj, dict) else None
+    if not isinstance(uri, str) or not uri.startswith("pkcs11:"):
+        raise PkiError(
+            f'{path} must hold {{"uri": "pkcs11:..."}} naming the issuing CA key',
+            path=str(path),
+        )
+    return uri
 
 
 @dataclass(frozen=True)
@@ -131,7 +171,7 @@ class OemPki:
         self,
         root: x509.Certificate,
         ca: x509.Certificate,
-        ca_key: ec.EllipticCurvePrivateKey,
+        ca_key: ec.EllipticCurvePrivateKey | IssuingKey,
         state: _State,
         *,
         directory: Path | None,
@@ -139,7 +179,9 @@ class OemPki:
     ) -> None:
         self.root = root
         self.ca = ca
-        self._ca_key = ca_key
+        self._ca_key = (
+            ca_key if isinstance(ca_key, IssuingKey) else IssuingKey.from_private_key(ca_key)
+        )
         self._state = state
         self.directory = directory
         self._crl = crl
@@ -157,16 +199,16 @@ class OemPki:
 
     @classmethod
     def _build(
-        cls, now: datetime, policy: NameConstraintsPolicy
+        cls, now: datetime, policy: NameConstraintsPolicy, ca_key: IssuingKey | None = None
     ) -> tuple[OemPki, ec.EllipticCurvePrivateKey]:
         root_key = ec.generate_private_key(ec.SECP256R1())
-        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_key = ca_key or IssuingKey.from_private_key(ec.generate_private_key(ec.SECP256R1()))
         start = now - _BACKDATE
         root = build_root_ca(root_key, "Forecourt OEM Root CA", start, start + ROOT_LIFETIME)
         ca = build_issuing_ca(
             root,
             root_key,
-            ca_key.public_key(),
+            ca_key.public_key,
             "Forecourt OEM Issuing CA",
             not_before=start,
             not_after=start + CA_LIFETIME,
@@ -180,16 +222,34 @@ class OemPki:
         directory: Path,
         root_password: bytes,
         ca_password: bytes,
+        *,
         now: datetime | None = None,
         policy: NameConstraintsPolicy | None = None,
+        ca_key_uri: str | None = None,
     ) -> OemPki:
-        """Create the whole PKI in ``directory`` (which must not hold one already)."""
+        """Create the whole PKI in ``directory`` (which must not hold one already).
+
+        The issuing CA key is generated and written encrypted to ``ca-key.pem``, unless a key URI
+        is given (``ca_key_uri``, or a ``ca-key.json`` already in ``directory``): then the CA
+        certificate is made for that key, ``ca-key.json`` records the URI and ``ca_password`` is
+        not used. A URI that does not resolve is refused before anything is written.
+        """
         if (directory / "root.pem").exists():
             raise PkiError(f"{directory} already holds a PKI", directory=str(directory))
-        if not root_password or not ca_password or root_password == ca_password:
+        uri = ca_key_uri or read_ca_key_reference(directory)
+        if uri is None and (not ca_password or root_password == ca_password):
             raise PkiError("root and CA passwords must be given and differ")
+        if not root_password:
+            raise PkiError("the root password must be given")
         moment = now or datetime.now(UTC)
-        pki, root_key = cls._build(moment, policy or NameConstraintsPolicy())
+        try:
+            held = None if uri is None else IssuingKey.from_uri(uri)
+            pki, root_key = cls._build(moment, policy or NameConstraintsPolicy(), held)
+            if held is not None:
+                held.require_match(pki.ca)  # the token proves it holds the key before any write
+        except TrustError as exc:
+            _log.warning("pki_create_refused", directory=str(directory), reason=exc.code)
+            raise
         pki.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         _write_private(
@@ -197,31 +257,42 @@ class OemPki:
         )
         (directory / "root.pem").write_bytes(_pem(pki.root))
         (directory / "ca.pem").write_bytes(_pem(pki.ca))
-        _write_private(directory / "ca-key.pem", _encrypted_pem(pki._ca_key, ca_password))
+        if held is None:
+            _write_private(
+                directory / CA_KEY_FILE, _encrypted_pem(pki._ca_key.drafting_key, ca_password)
+            )
+        else:
+            (directory / CA_KEY_REFERENCE).write_text(json.dumps({"uri": uri}, indent=2) + "\n")
         pki.publish_crl(moment)
         _log.info(
-            "pki_created", directory=str(directory), root_serial=f"{pki.root.serial_number:x}"
+            "pki_created",
+            directory=str(directory),
+            root_serial=f"{pki.root.serial_number:x}",
+            ca_key=pki._ca_key.where,
         )
         return pki
 
     @classmethod
     def load(cls, directory: Path, ca_password: bytes) -> OemPki:
-        """Load the issuing side (never the root key)."""
+        """Load the issuing side (never the root key).
+
+        With ``ca-key.json`` in ``directory`` the issuing CA key is the HSM key it names and
+        ``ca_password`` is not used. Either key must be ``ca.pem``'s, or loading is refused.
+        """
         try:
             root = load_certificate((directory / "root.pem").read_bytes())
             ca = load_certificate((directory / "ca.pem").read_bytes())
-            key_pem = (directory / "ca-key.pem").read_bytes()
             state = _State.from_json(json.loads((directory / "pki.json").read_text()))
             crl_path = directory / "crl.pem"
             crl = load_crl(crl_path.read_bytes()) if crl_path.exists() else None
         except (OSError, KeyError, ValueError) as exc:
             raise PkiError(f"{directory} does not hold a readable PKI: {exc}") from exc
         try:
-            key = serialization.load_pem_private_key(key_pem, password=ca_password)
-        except ValueError as exc:
-            raise WrongKeyPassword("wrong password for the issuing CA key") from exc
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise KeyLoadError("issuing CA key is not an EC key")
+            key = _load_ca_key(directory, ca_password)
+            key.require_match(ca)
+        except TrustError as exc:
+            _log.warning("pki_load_refused", directory=str(directory), reason=exc.code)
+            raise
         return cls(root, ca, key, state, directory=directory, crl=crl)
 
     def _save(self) -> None:
@@ -261,14 +332,16 @@ class OemPki:
         public = public_key or key.public_key()  # type: ignore[union-attr]
         if not isinstance(public.curve, ec.SECP256R1):
             raise PkiError("dealer keys are ECDSA P-256")
-        cert = issue_leaf(
-            self.ca,
-            self._ca_key,
-            dealer_subject(dealer_id, edge_id),
-            public,
-            CertificatePurpose.DEALER,
-            not_before=(now or datetime.now(UTC)) - _BACKDATE,
-            lifetime=lifetime,
+        cert = self._ca_key.certificate(
+            issue_leaf(
+                self.ca,
+                self._ca_key.drafting_key,
+                dealer_subject(dealer_id, edge_id),
+                public,
+                CertificatePurpose.DEALER,
+                not_before=(now or datetime.now(UTC)) - _BACKDATE,
+                lifetime=lifetime,
+            )
         )
         return self._issued(cert, key)
 
@@ -292,15 +365,17 @@ class OemPki:
             if not _permitted(name, allowed):
                 raise PkiError(f"host {name.value} is outside the CA's name constraints")
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = issue_leaf(
-            self.ca,
-            self._ca_key,
-            server_subject(hosts[0]),
-            key.public_key(),
-            CertificatePurpose.CLOUD_SERVER,
-            not_before=(now or datetime.now(UTC)) - _BACKDATE,
-            lifetime=lifetime,
-            san=names,
+        cert = self._ca_key.certificate(
+            issue_leaf(
+                self.ca,
+                self._ca_key.drafting_key,
+                server_subject(hosts[0]),
+                key.public_key(),
+                CertificatePurpose.CLOUD_SERVER,
+                not_before=(now or datetime.now(UTC)) - _BACKDATE,
+                lifetime=lifetime,
+                san=names,
+            )
         )
         return self._issued(cert, key)
 
@@ -320,15 +395,17 @@ class OemPki:
             if isinstance(sealing_key, bytes)
             else sealing_key
         )
-        cert = issue_leaf(
-            self.ca,
-            self._ca_key,
-            ecu_subject(vin, ecu_serial),
-            signing_key,
-            CertificatePurpose.ECU_IDENTITY,
-            not_before=(now or datetime.now(UTC)) - _BACKDATE,
-            lifetime=lifetime,
-            sealing_key=sealing,
+        cert = self._ca_key.certificate(
+            issue_leaf(
+                self.ca,
+                self._ca_key.drafting_key,
+                ecu_subject(vin, ecu_serial),
+                signing_key,
+                CertificatePurpose.ECU_IDENTITY,
+                not_before=(now or datetime.now(UTC)) - _BACKDATE,
+                lifetime=lifetime,
+                sealing_key=sealing,
+            )
         )
         self._record(cert)
         return cert
@@ -361,19 +438,21 @@ class OemPki:
     ) -> x509.CertificateRevocationList:
         """Sign a CRL of every revoked serial with a CRL number above the last one."""
         moment = now or datetime.now(UTC)
-        self._state.crl_number += 1
+        number = self._state.crl_number + 1
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.ca.subject)
             .last_update(moment - _BACKDATE)
             .next_update(moment + lifetime)
-            .add_extension(x509.CRLNumber(self._state.crl_number), critical=False)
+            .add_extension(x509.CRLNumber(number), critical=False)
         )
         for serial, when in sorted(self._state.revoked.items()):
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
             )
-        self._crl = builder.sign(self._ca_key, hashes.SHA256())
+        # Signed and verified before any state changes: a refused key leaves the number unused.
+        self._crl = self._ca_key.crl(builder.sign(self._ca_key.drafting_key, hashes.SHA256()))
+        self._state.crl_number = number
         self._save()
         if self.directory is not None:
             (self.directory / "crl.pem").write_bytes(
@@ -389,6 +468,24 @@ class OemPki:
     ) -> list[x509.Certificate]:
         """``verify_chain`` against this PKI's root, issuing CA and current CRL."""
         return verify_chain(cert, [self.ca], self.root, purpose, at or datetime.now(UTC), self._crl)
+
+
+def _load_ca_key(directory: Path, ca_password: bytes) -> IssuingKey:
+    """The issuing CA key: through the token ``ca-key.json`` names, else from ``ca-key.pem``."""
+    uri = read_ca_key_reference(directory)
+    if uri is not None:
+        return IssuingKey.from_uri(uri)
+    try:
+        key_pem = (directory / CA_KEY_FILE).read_bytes()
+    except OSError as exc:
+        raise KeyLoadError(f"cannot read {directory / CA_KEY_FILE}: {exc.strerror}") from exc
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=ca_password)
+    except ValueError as exc:
+        raise WrongKeyPassword("wrong password for the issuing CA key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeyLoadError("issuing CA key is not an EC key")
+    return IssuingKey.from_private_key(key)
 
 
 def _permitted(name: x509.GeneralName, allowed: Sequence[x509.GeneralName]) -> bool:
