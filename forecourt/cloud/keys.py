@@ -55,7 +55,7 @@ from forecourt.trust._sslib import (
     UnverifiedSignatureError,
     VerificationError,
 )
-from forecourt.trust.canonical import canonical_bytes
+from forecourt.trust.canonical import canonical_bytes, metadata_from_bytes
 from forecourt.trust.errors import TrustError
 from forecourt.trust.issuer import (
     Repository,
@@ -93,10 +93,10 @@ class RotationRefused(ValueError):
     """``cloud rotate-keys`` cannot rotate as asked; nothing was written."""
 
 
-HSM_KEY_SCHEMES = {"ed25519": "ed25519"}
-"""Key type -> scheme an HSM key must have to be listed by a root. Ed25519 only, as the keys
-the ceremony generates: an ECDSA public key is a PEM text whose line breaks the canonical JSON
-of an exported root carries raw, and no JSON parser (the car's included) reads that file."""
+HSM_KEY_SCHEMES = {"ed25519": "ed25519", "ecdsa": "ecdsa-sha2-nistp256"}
+"""Key type -> the scheme an HSM key must have to be listed by a root: Ed25519, or ECDSA P-256,
+which every HSM offers. Exported roots listing a P-256 key carry its PEM line breaks raw, as
+canonical JSON does; :func:`metadata_from_bytes` reads them back as cars do."""
 _PROBE = b"forecourt rotate-keys: can this key sign for a role?"
 
 
@@ -144,7 +144,8 @@ def resolve_hsm_key(role: str, uri: str) -> HsmKey:
         raise RotationRefused(f"{where}: the key does not resolve: {exc}") from exc
     if HSM_KEY_SCHEMES.get(key.keytype) != key.scheme:
         raise RotationRefused(
-            f"{where}: the key is {key.scheme}; a role's key must be Ed25519 (ed25519)"
+            f"{where}: the key is {key.scheme}; a role's key must be Ed25519 (ed25519) or"
+            " ECDSA P-256 (ecdsa-sha2-nistp256)"
         )
     try:
         key.verify_signature(signer.sign(_PROBE), _PROBE)
@@ -414,10 +415,10 @@ def load_root_history(directory: Path) -> dict[str, tuple[Metadata[Root], ...]]:
         for version in (1, *expected):
             path = directory / root_file_name(repo, version)
             try:
-                md = Metadata[Root].from_bytes(path.read_bytes())
+                md = metadata_from_bytes(path.read_bytes(), str(path))
             except OSError as exc:
                 raise RootHistoryError(f"cannot read {path}: {exc.strerror}") from exc
-            except (ValueError, TypeError, KeyError) as exc:
+            except (TrustError, ValueError, TypeError, KeyError) as exc:
                 raise RootHistoryError(f"{path} is not root metadata: {exc}") from exc
             if md.signed.version != version:
                 raise RootHistoryError(f"{path} holds root v{md.signed.version}, not v{version}")
@@ -771,7 +772,7 @@ def _rotate_one(
             uris[repo][role] = listing_value
     try:
         new_root = repository.rotate_root(replace(old, **rotated), request.expires)
-        exported = Metadata[Root].from_bytes(canonical_bytes(new_root.to_dict()))
+        exported = metadata_from_bytes(canonical_bytes(new_root.to_dict()), "the new root")
         check_root_chain([*chain, exported])  # as a car pinned at v1 will walk it
     except (TrustError, RootChainInvalid) as exc:
         raise RotationRefused(f"{repo} root v{version} could not be signed: {exc}") from exc
@@ -924,7 +925,7 @@ def _renew_one(
         renewed.sign(signer, append=True)
     data = canonical_bytes(renewed.to_dict())
     try:
-        exported = Metadata[Root].from_bytes(data)
+        exported = metadata_from_bytes(data, "the renewed root")
         check_root_chain([*chain, exported])  # as a car pinned at v1 will walk it
     except (TrustError, RootChainInvalid) as exc:
         raise RotationRefused(f"{repo} root v{version} could not be signed: {exc}") from exc

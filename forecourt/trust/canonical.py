@@ -19,11 +19,20 @@ import json
 from typing import Any
 
 from forecourt.trust import olpc
+from forecourt.trust._sslib import Metadata
 from forecourt.trust.errors import BundleFormatError, EndlessData
 
 MAX_DEPTH = 32
+MAX_METADATA_FILE_BYTES = 1 << 20
+"""Bound on one metadata file an operator hands the cloud (root history, image targets)."""
 
-__all__ = ["MAX_DEPTH", "canonical_bytes", "parse_bounded"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_METADATA_FILE_BYTES",
+    "canonical_bytes",
+    "metadata_from_bytes",
+    "parse_bounded",
+]
 
 
 def canonical_bytes(obj: Any) -> bytes:
@@ -80,3 +89,17 @@ def parse_bounded(data: bytes, max_bytes: int, what: str) -> dict[str, Any]:
         raise BundleFormatError(f"{what} must be a JSON object")
     _depth(obj)
     return obj
+
+
+def metadata_from_bytes(
+    data: bytes, what: str, max_bytes: int = MAX_METADATA_FILE_BYTES
+) -> Metadata[Any]:
+    """TUF metadata from the canonical bytes this project writes.
+
+    python-tuf's own reader is strict JSON, which refuses the raw line breaks canonical JSON keeps
+    inside strings: an ECDSA key's public value is PEM, so a root listing one could be written but
+    not read back. This reads it as cars do (:func:`parse_bounded`), then python-tuf checks the
+    structure. Raises :class:`BundleFormatError` / :class:`EndlessData` for bad bytes, and
+    ``ValueError`` / ``KeyError`` / ``TypeError`` for a structure python-tuf refuses.
+    """
+    return Metadata.from_dict(parse_bounded(data, max_bytes, what))

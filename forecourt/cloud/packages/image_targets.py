@@ -31,7 +31,8 @@ from forecourt.core import Catalog, SoftwarePackage
 from forecourt.logging import get_logger
 from forecourt.store.registry import ImageTargetsRow
 from forecourt.trust._sslib import Metadata, Root, Signer, TargetFile, Targets
-from forecourt.trust.canonical import canonical_bytes
+from forecourt.trust.canonical import canonical_bytes, metadata_from_bytes
+from forecourt.trust.errors import TrustError
 
 _log = get_logger("cloud.image_targets")
 
@@ -120,8 +121,8 @@ def check_image_targets(
     expired. The envelope kept is the canonical encoding, as bundles carry it.
     """
     try:
-        md = Metadata[Targets].from_bytes(data)
-    except (ValueError, TypeError, KeyError) as exc:
+        md = metadata_from_bytes(data, "image targets")
+    except (TrustError, ValueError, TypeError, KeyError) as exc:
         raise ImageTargetsRefused(f"not image targets metadata: {exc}") from exc
     if md.signed.delegations is not None:
         raise ImageTargetsRefused("image targets with delegations are not served")
