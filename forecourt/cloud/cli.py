@@ -90,7 +90,7 @@ from forecourt.trust.certificates import load_certificate, load_crl
 from forecourt.trust.cli import ordered_server_names
 from forecourt.trust.errors import TrustError
 from forecourt.trust.keys import generate_file_key, load_file_private_key
-from forecourt.trust.oem_pki import OemPki
+from forecourt.trust.oem_pki import CA_KEY_REFERENCE, OemPki
 
 app = typer.Typer(no_args_is_help=True)
 app.command("dossier")(dossier_command)
@@ -107,12 +107,11 @@ CLOUD_TLS_NAME = "tls"
 
 _PKI = typer.Option(..., "--pki", file_okay=False, help="The OEM PKI directory.")
 _CA_PASSWORD = typer.Option(
-    ...,
+    None,
     "--ca-password",
     envvar="FORECOURT_PKI_CA_PASSWORD",
-    prompt=True,
-    hide_input=True,
-    help="Password of the issuing CA key (prompted; or FORECOURT_PKI_CA_PASSWORD).",
+    help="Password of the issuing CA key (prompted; or FORECOURT_PKI_CA_PASSWORD). Not asked "
+    "when the key is in an HSM (ca-key.json in the PKI directory).",
 )
 _DB = typer.Option(
     None, "--database-url", help="SQLAlchemy URL (default: FORECOURT_DATABASE_URL, else SQLite)."
@@ -137,6 +136,16 @@ def _refuse(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` on stderr and return the exit to raise (one line, no traceback)."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def _load_pki(pki: Path, ca_password: str | None) -> OemPki:
+    """The PKI's issuing side; a key that does not load or is not ca.pem's exits 2."""
+    if ca_password is None and not (pki / CA_KEY_REFERENCE).exists():
+        ca_password = typer.prompt("CA password", hide_input=True)
+    try:
+        return OemPki.load(pki, (ca_password or "").encode())
+    except TrustError as exc:
+        raise _refuse(f"{exc.code}: {exc}") from exc
 
 
 def _key_password() -> bytes:
@@ -732,11 +741,11 @@ def dealer_cert_command(  # noqa: PLR0917 - Typer options
     edge_id: str = typer.Argument(..., help="The edge box's name."),
     out: Path = typer.Option(..., "--out", file_okay=False, help="Where the PEM bundle goes."),
     pki: Path = _PKI,
-    ca_password: str = _CA_PASSWORD,
+    ca_password: str | None = _CA_PASSWORD,
     database_url: str | None = _DB,
 ) -> None:
     """Issue a dealer edge certificate, record it in the registry, write the PEM bundle."""
-    authority = OemPki.load(pki, ca_password.encode())
+    authority = _load_pki(pki, ca_password)
     db = Database(_database_url(database_url))
     try:
         with db.transaction() as session:
@@ -746,6 +755,8 @@ def dealer_cert_command(  # noqa: PLR0917 - Typer options
     except CloudProblem as exc:
         typer.echo(f"{exc.code.value}: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
+    except TrustError as exc:
+        raise _refuse(f"{exc.code}: {exc}") from exc
     finally:
         db.dispose()
     paths = issued.write_pem_bundle(out, name="edge", crl=authority.crl)
@@ -757,14 +768,17 @@ def revoke_dealer_cert_command(
     serial: str = typer.Argument(..., help="Certificate serial in hex."),
     reason: str = typer.Option("key_compromise", "--reason"),
     pki: Path = _PKI,
-    ca_password: str = _CA_PASSWORD,
+    ca_password: str | None = _CA_PASSWORD,
     database_url: str | None = _DB,
 ) -> None:
     """Revoke a dealer certificate in the registry and on the next published CRL."""
     number = int(serial, 16)
-    authority = OemPki.load(pki, ca_password.encode())
-    authority.revoke(number)
-    authority.publish_crl()
+    authority = _load_pki(pki, ca_password)
+    try:
+        authority.revoke(number)
+        authority.publish_crl()
+    except TrustError as exc:
+        raise _refuse(f"{exc.code}: {exc}") from exc
     db = Database(_database_url(database_url))
     try:
         with db.transaction() as session:

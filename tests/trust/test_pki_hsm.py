@@ -17,13 +17,17 @@ from pathlib import Path
 import httpx
 import pkcs11
 import pytest
+from click.testing import Result
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from pkcs11.util.ec import encode_named_curve_parameters
+from typer.testing import CliRunner
 
+from forecourt.cli import app
 from forecourt.cloud.server import TlsFiles, serve_in_thread
 from forecourt.trust import errors
 from forecourt.trust.ca_key import CaKeyMismatch
+from forecourt.trust.certificates import load_certificate, load_crl
 from forecourt.trust.keys import P256_OID, generate_pkcs11_key
 from forecourt.trust.pki import CertificatePurpose, OemPki, client_ssl_context, verify_chain
 from tests.cloud.world import CloudWorld, build_world
@@ -250,3 +254,59 @@ def test_an_existing_file_ca_key_moved_into_the_token_keeps_issuing_for_the_same
     verify_chain(issued.cert, [pki.ca], pki.root, DEALER, now, crl)
     with pytest.raises(errors.CertificateRevoked):
         verify_chain(issued_before.cert, [pki.ca], pki.root, DEALER, now, crl)
+
+
+def _cloud_cli(*args: str) -> Result:
+    # No FORECOURT_PKI_CA_PASSWORD and no input: an HSM-held key must not ask for a password.
+    return CliRunner().invoke(app, ["cloud", *args], env={"FORECOURT_PKI_CA_PASSWORD": None})
+
+
+def test_cloud_cli_issues_and_revokes_dealer_certificates_with_the_token_key(
+    hsm_pki: tuple[OemPki, str], world: CloudWorld, sqlite_url: str, tmp_path: Path
+) -> None:
+    pki_dir = str(tmp_path / "pki")
+    issued = _cloud_cli(
+        "dealer-cert", "DE-MUC-01", "edge-1", "--out", str(tmp_path / "edge"),
+        "--pki", pki_dir, "--database-url", sqlite_url,
+    )  # fmt: skip
+    assert issued.exit_code == 0, issued.output
+    cert = load_certificate((tmp_path / "edge" / "edge-cert.pem").read_bytes())
+    pki = OemPki.load(tmp_path / "pki", b"")
+    now = datetime.now(UTC)
+    verify_chain(cert, [pki.ca], pki.root, DEALER, now, pki.crl)
+
+    revoked = _cloud_cli(
+        "revoke-dealer-cert", f"{cert.serial_number:x}", "--pki", pki_dir,
+        "--database-url", sqlite_url,
+    )  # fmt: skip
+    assert revoked.exit_code == 0, revoked.output
+    crl = load_crl((tmp_path / "pki" / "crl.pem").read_bytes())
+    with pytest.raises(errors.CertificateRevoked):
+        verify_chain(cert, [pki.ca], pki.root, DEALER, now, crl)
+
+
+def test_cloud_cli_refuses_a_wrong_token_key_with_exit_2_and_writes_nothing(
+    hsm_pki: tuple[OemPki, str],
+    softhsm_token: SoftHsmToken,
+    world: CloudWorld,
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "pki"
+    generate_pkcs11_key(softhsm_token.uri("another-key"), "ecdsa-p256")
+    (directory / "ca-key.json").write_text(json.dumps({"uri": softhsm_token.uri("another-key")}))
+    before = _snapshot(directory)
+    for args in (
+        ("dealer-cert", "DE-MUC-01", "edge-1", "--out", str(tmp_path / "edge")),
+        ("revoke-dealer-cert", "1234"),
+    ):
+        result = _cloud_cli(*args, "--pki", str(directory), "--database-url", sqlite_url)
+        assert result.exit_code == 2, result.output
+        assert "ca_key_mismatch" in result.output
+    (directory / "ca-key.json").write_text(json.dumps({"uri": softhsm_token.uri("absent")}))
+    result = _cloud_cli("revoke-dealer-cert", "1234", "--pki", str(directory),
+                        "--database-url", sqlite_url)  # fmt: skip
+    assert result.exit_code == 2 and "key_load_failed" in result.output
+    assert not (tmp_path / "edge").exists()
+    before["ca-key.json"] = (directory / "ca-key.json").read_bytes()
+    assert _snapshot(directory) == before
