@@ -23,7 +23,7 @@ from forecourt.trust.certificates import (
 from forecourt.trust.chain import verify_chain
 from forecourt.trust.errors import BundleError, CertificateError, TrustError
 from forecourt.trust.model import ACTIVATION_FIELD, MAX_BUNDLE_BYTES
-from forecourt.trust.oem_pki import OemPki
+from forecourt.trust.oem_pki import OemPki, read_ca_key_reference
 from forecourt.trust.verifier import CarTrustState, EcuTrustState, verify_bundle
 
 bundle_app = typer.Typer(no_args_is_help=True)
@@ -127,26 +127,35 @@ _ROOT_PASSWORD = typer.Option(
     help="Encrypts the offline root key.",
 )
 _CA_PASSWORD = typer.Option(
-    ...,
+    None,
     "--ca-password",
     envvar="FORECOURT_PKI_CA_PASSWORD",
-    prompt=True,
     hide_input=True,
-    help="Encrypts the issuing CA key.",
+    help="Encrypts the issuing CA key (prompted when needed; never asked for a key in an HSM).",
 )
 _DIR = typer.Argument(..., file_okay=False, help="The PKI directory.")
 
 
-def _load(directory: Path, ca_password: str) -> OemPki:
+def _ca_password(given: str | None, *, confirm: bool = False) -> bytes:
+    """The file CA key's password: given (option or variable), else prompted."""
+    if given is None:
+        given = str(typer.prompt("CA password", hide_input=True, confirmation_prompt=confirm))
+    return given.encode()
+
+
+def _load(directory: Path, ca_password: str | None) -> OemPki:
+    """The PKI in ``directory``; a CA key held in an HSM (``ca-key.json``) needs no password."""
     try:
-        return OemPki.load(directory, ca_password.encode())
+        held_in_hsm = read_ca_key_reference(directory) is not None
+        password = b"" if held_in_hsm else _ca_password(ca_password)
+        return OemPki.load(directory, password)
     except TrustError as exc:
         Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
         raise typer.Exit(2) from exc
 
 
 @pki_app.command("init")
-def pki_init(
+def pki_init(  # noqa: PLR0917 - Typer maps each parameter to an option
     directory: Path = _DIR,
     permit_dns: list[str] = typer.Option(
         ["localhost"], "--permit-dns", help="DNS subtree server certificates may name."
@@ -155,15 +164,22 @@ def pki_init(
         ["127.0.0.0/8", "::1/128"], "--permit-ip", help="IP network server certificates may name."
     ),
     root_password: str = _ROOT_PASSWORD,
-    ca_password: str = _CA_PASSWORD,
+    ca_password: str | None = _CA_PASSWORD,
+    ca_key: str | None = typer.Option(
+        None,
+        "--ca-key",
+        help="A pkcs11: URI: the issuing CA key already in an HSM (no CA password then).",
+    ),
 ) -> None:
     """Create root CA (key kept in DIR/offline, encrypted), issuing CA and an empty CRL."""
     try:
+        in_hsm = ca_key is not None or read_ca_key_reference(directory) is not None
         pki = OemPki.create(
             directory,
             root_password.encode(),
-            ca_password.encode(),
+            b"" if in_hsm else _ca_password(ca_password, confirm=True),
             policy=NameConstraintsPolicy(tuple(permit_dns), tuple(permit_ip)),
+            ca_key_uri=ca_key,
         )
     except TrustError as exc:
         Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
@@ -184,7 +200,7 @@ def pki_issue_dealer(
     out: Path | None = typer.Option(
         None, "--out", file_okay=False, help="Where the files go (default: DIR/dealers/D-E)."
     ),
-    ca_password: str = _CA_PASSWORD,
+    ca_password: str | None = _CA_PASSWORD,
 ) -> None:
     """Issue a dealer edge certificate and write tls-cert.pem, tls-key.pem, ca.pem, crl.pem.
 
@@ -222,7 +238,7 @@ def pki_issue_cloud(
     out: Path | None = typer.Option(
         None, "--out", file_okay=False, help="Where the files go (default: DIR/cloud)."
     ),
-    ca_password: str = _CA_PASSWORD,
+    ca_password: str | None = _CA_PASSWORD,
 ) -> None:
     """Issue the cloud's TLS server certificate: tls-cert.pem and tls-key.pem for
     ``forecourt cloud serve --tls-dir``.
@@ -250,7 +266,7 @@ def pki_issue_cloud(
 def pki_revoke(
     directory: Path = _DIR,
     serial: str = typer.Argument(..., help="Certificate serial, hexadecimal."),
-    ca_password: str = _CA_PASSWORD,
+    ca_password: str | None = _CA_PASSWORD,
 ) -> None:
     """Revoke a certificate and publish a new CRL at once."""
     pki = _load(directory, ca_password)
@@ -267,7 +283,7 @@ def pki_revoke(
 
 
 @pki_app.command("crl")
-def pki_crl(directory: Path = _DIR, ca_password: str = _CA_PASSWORD) -> None:
+def pki_crl(directory: Path = _DIR, ca_password: str | None = _CA_PASSWORD) -> None:
     """Publish a fresh CRL (do so before the last one's nextUpdate)."""
     pki = _load(directory, ca_password)
     crl = pki.publish_crl()

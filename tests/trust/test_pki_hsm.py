@@ -310,3 +310,46 @@ def test_cloud_cli_refuses_a_wrong_token_key_with_exit_2_and_writes_nothing(
     assert not (tmp_path / "edge").exists()
     before["ca-key.json"] = (directory / "ca-key.json").read_bytes()
     assert _snapshot(directory) == before
+
+
+def test_pki_commands_with_the_ca_key_in_a_token_never_ask_for_a_ca_password(
+    softhsm_token: SoftHsmToken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FORECOURT_PKI_CA_PASSWORD", raising=False)
+    monkeypatch.setenv("FORECOURT_PKI_ROOT_PASSWORD", ROOT_PASSWORD.decode())
+    uri = softhsm_token.uri("oem-issuing-ca")
+    generate_pkcs11_key(uri, "ecdsa-p256")
+    pki_dir = tmp_path / "pki"
+    runner = CliRunner()
+
+    # no input is given: a prompt for a CA password would abort the command
+    init = runner.invoke(app, ["pki", "init", str(pki_dir), "--ca-key", uri], input="")
+    assert init.exit_code == 0, init.output
+    assert json.loads((pki_dir / "ca-key.json").read_text())["uri"] == uri
+    assert not (pki_dir / "ca-key.pem").exists()
+    dealer = runner.invoke(
+        app, ["pki", "issue-dealer", str(pki_dir), "--dealer", "D1", "--edge", "E1"], input=""
+    )
+    assert dealer.exit_code == 0, dealer.output
+    assert runner.invoke(app, ["pki", "crl", str(pki_dir)], input="").exit_code == 0
+    cert = load_certificate((pki_dir / "dealers" / "D1-E1" / "tls-cert.pem").read_bytes())
+    pki = OemPki.load(pki_dir, b"")
+    verify_chain(cert, [pki.ca], pki.root, DEALER, datetime.now(UTC), pki.crl)
+
+
+def test_pki_commands_with_a_file_ca_key_still_ask_for_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FORECOURT_PKI_CA_PASSWORD", raising=False)
+    monkeypatch.setenv("FORECOURT_PKI_ROOT_PASSWORD", ROOT_PASSWORD.decode())
+    pki_dir = tmp_path / "pki"
+    runner = CliRunner()
+    init = runner.invoke(app, ["pki", "init", str(pki_dir)], input="ca secret\nca secret\n")
+    assert init.exit_code == 0, init.output
+    assert (pki_dir / "ca-key.pem").exists()
+    unasked = runner.invoke(app, ["pki", "crl", str(pki_dir)], input="")
+    assert unasked.exit_code != 0  # the prompt found no answer
+    wrong = runner.invoke(app, ["pki", "crl", str(pki_dir)], input="not it\n")
+    assert wrong.exit_code == 2
+    right = runner.invoke(app, ["pki", "crl", str(pki_dir)], input="ca secret\n")
+    assert right.exit_code == 0, right.output
