@@ -50,17 +50,18 @@ class TransparencyLog:
         self, items: Sequence[tuple[ActivityRecord, Mapping[str, str]]]
     ) -> list[int]:
         """Append records; ``personal`` values become commitments, their salts go apart."""
-        prepared: list[tuple[bytes, dict[str, bytes]]] = []
-        for record, personal in items:
-            commitments, salts = commit(personal)
-            full = dataclasses.replace(record, commitments={**record.commitments, **commitments})
-            prepared.append((full.encode(), salts))
         with Session(self.store.engine) as session, session.begin():
-            indices = self.store.append_in(session, [p for p, _ in prepared])
-            for index, (_, salts) in zip(indices, prepared, strict=True):
-                self.store.save_salts(session, index, salts)
+            indices = append_activities_in(self.store, session, items)
         log.info("ledger.appended", origin=self.origin, count=len(indices))
         return indices
+
+    def append_activities_in(
+        self, session: Session, items: Sequence[tuple[ActivityRecord, Mapping[str, str]]]
+    ) -> list[int]:
+        """:meth:`append_activities` inside the caller's transaction, so a business change and
+        the records that describe it commit or roll back together (see
+        :func:`append_activities_in`)."""
+        return append_activities_in(self.store, session, items)
 
     def append_edge_checkpoint(self, session: Session, origin: str, note: str) -> int:
         return self.store.append_in(session, [EdgeCheckpointRecord(origin, note).encode()])[0]
@@ -81,3 +82,27 @@ class TransparencyLog:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             except TimeoutError:
                 continue
+
+
+def append_activities_in(
+    store: MerkleLogStore,
+    session: Session,
+    items: Sequence[tuple[ActivityRecord, Mapping[str, str]]],
+) -> list[int]:
+    """Append activity records in ``session``'s transaction; nothing is committed here.
+
+    ``personal`` values become commitments in the leaf and their salts are written apart, in the
+    same transaction. Call it once per transaction with every record of the change: the store
+    caches the hashes of complete subtrees it reads, and only subtrees that are already committed
+    may be read (a second batch in one transaction would read the first one's rows, which a
+    rollback then discards). Needs no signing key: checkpoints are issued elsewhere.
+    """
+    prepared: list[tuple[bytes, dict[str, bytes]]] = []
+    for record, personal in items:
+        commitments, salts = commit(personal)
+        full = dataclasses.replace(record, commitments={**record.commitments, **commitments})
+        prepared.append((full.encode(), salts))
+    indices = store.append_in(session, [p for p, _ in prepared])
+    for index, (_, salts) in zip(indices, prepared, strict=True):
+        store.save_salts(session, index, salts)
+    return indices
