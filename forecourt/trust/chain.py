@@ -13,14 +13,19 @@ the car (UDS 0x29) and the edge call. Checks, in order; the first failure is the
 4. the leaf's key type, key usage and extended key usage fit ``purpose``
    (``CertificatePurposeError``);
 5. the CRL is signed by the leaf's issuer and current at ``at`` (``CrlInvalid``), and does not
-   list the leaf (``CertificateRevoked``).
+   list the leaf (``CertificateRevoked``);
+6. given the root's CRL (``root_crl``), the same for the CA the root issued in the path: a
+   revoked issuing CA refuses every certificate under it (``CertificateRevoked`` naming the CA).
 
 Signatures are pyca/cryptography's (``verify_directly_issued_by``); the rules above are the RFC
 5280 profile this PKI issues, checked here for the typed reason a car answers with. pyca's own
 path builder (``cryptography.x509.verification``) is not used: it refuses directoryName name
 constraints outright, and the issuing CA confines each leaf kind by a directoryName subtree.
 Over TLS, OpenSSL's path validation (which does enforce them) runs in the handshake as well.
-Revocation of the issuing CA itself is the root's CRL, published offline; not checked here.
+Revocation of the issuing CA itself is the root's CRL, signed offline (``forecourt pki
+root-crl``); the same :func:`check_revocation` checks it, with the root as issuer. Which CRL a
+holder keeps (never an older one: :func:`forecourt.trust.crl_reload.supersedes`) is the
+holder's rule, not this function's.
 """
 
 from __future__ import annotations
@@ -245,12 +250,16 @@ def verify_chain(  # noqa: PLR0917 - the shared contract the cloud, edge and car
     purpose: CertificatePurpose,
     at: datetime,
     crl: x509.CertificateRevocationList | None,
+    *,
+    root_crl: x509.CertificateRevocationList | None = None,
 ) -> list[x509.Certificate]:
     """Validate ``leaf`` for ``purpose`` at trusted time ``at``; return the path leaf → root.
 
     ``chain`` holds the intermediates, the leaf's issuer first (the root may be included; it is
     ignored — only the pinned ``root`` is trusted). ``crl`` is the issuing CA's CRL; ``None``
     skips revocation and must be a deliberate caller decision (e.g. a car with no CRL yet).
+    ``root_crl`` is the root's CRL of issuing CAs; ``None`` (no root CRL published or held)
+    checks no CA's revocation, as before root CRLs existed.
     """
     try:
         certificate = load_certificate(leaf)
@@ -261,6 +270,8 @@ def verify_chain(  # noqa: PLR0917 - the shared contract the cloud, edge and car
         _purpose(certificate, purpose)
         if crl is not None:
             check_revocation(certificate, path[1], crl, at)
+        if root_crl is not None:
+            check_revocation(path[-2], path[-1], root_crl, at)
     except CertificateError as error:
         _log.warning(
             "certificate_refused",

@@ -21,9 +21,10 @@ from forecourt.trust.certificates import (
     load_crl,
 )
 from forecourt.trust.chain import verify_chain
+from forecourt.trust.crl_reload import crl_number
 from forecourt.trust.errors import BundleError, CertificateError, TrustError
 from forecourt.trust.model import ACTIVATION_FIELD, MAX_BUNDLE_BYTES
-from forecourt.trust.oem_pki import OemPki, read_ca_key_reference
+from forecourt.trust.oem_pki import OemPki, read_ca_key_reference, sign_root_crl
 from forecourt.trust.verifier import CarTrustState, EcuTrustState, verify_bundle
 
 bundle_app = typer.Typer(no_args_is_help=True)
@@ -293,6 +294,42 @@ def pki_crl(directory: Path = _DIR, ca_password: str | None = _CA_PASSWORD) -> N
     )
 
 
+@pki_app.command("root-crl")
+def pki_root_crl(
+    directory: Path = _DIR,
+    revoke_ca: list[str] = typer.Option(
+        [], "--revoke-ca", help="Serial (hexadecimal) of an issuing CA to revoke (repeat)."
+    ),
+    root_password: str = typer.Option(
+        ...,
+        "--root-password",
+        envvar="FORECOURT_PKI_ROOT_PASSWORD",
+        prompt=True,
+        hide_input=True,
+        help="Decrypts the offline root key.",
+    ),
+) -> None:
+    """Offline ceremony: sign DIR/root-crl.pem with the root key, listing revoked issuing CAs.
+
+    Every CA the last root CRL listed stays listed; the cRLNumber rises; nextUpdate is a year
+    away. Copy root-crl.pem beside the cloud's crl.pem; the edges and cars take it from there."""
+    try:
+        serials = [int(s, 16) for s in revoke_ca]
+    except ValueError as exc:
+        Console(stderr=True).print("[bold red]error[/] --revoke-ca takes hexadecimal serials")
+        raise typer.Exit(2) from exc
+    try:
+        crl = sign_root_crl(directory, root_password.encode(), serials)
+    except TrustError as exc:
+        Console(stderr=True).print(f"[bold red]error[/] {exc.code}: {exc}")
+        raise typer.Exit(2) from exc
+    listed = ", ".join(f"{r.serial_number:x}" for r in crl) or "none"
+    Console().print(
+        f"root CRL {directory / 'root-crl.pem'}: number {crl_number(crl)}, revoked CAs "
+        f"{listed}, next update {crl.next_update_utc:%Y-%m-%dT%H:%MZ}"
+    )
+
+
 def _eku_names(cert: x509.Certificate) -> str:
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -302,13 +339,14 @@ def _eku_names(cert: x509.Certificate) -> str:
 
 
 @pki_app.command("show")
-def pki_show(
+def pki_show(  # noqa: PLR0917 - Typer maps each parameter to an option
     cert_file: Path = typer.Argument(
         ..., exists=True, dir_okay=False, help="Certificate (PEM/DER)."
     ),
     root: Path | None = typer.Option(None, "--root", help="Pinned root (PEM) to verify against."),
     chain: Path | None = typer.Option(None, "--chain", help="Issuing CA certificate (PEM)."),
     crl: Path | None = typer.Option(None, "--crl", help="Issuing CA's CRL (PEM)."),
+    root_crl: Path | None = typer.Option(None, "--root-crl", help="The root's CRL (PEM)."),
     purpose: CertificatePurpose = typer.Option(CertificatePurpose.DEALER, "--purpose"),
 ) -> None:
     """Print a certificate and whether it verifies against the root and CRL."""
@@ -335,8 +373,17 @@ def pki_show(
     pinned = load_certificate(root.read_bytes())
     intermediates = [load_certificate(chain.read_bytes())] if chain is not None else []
     revocations = load_crl(crl.read_bytes()) if crl is not None else None
+    revoked_cas = load_crl(root_crl.read_bytes()) if root_crl is not None else None
     try:
-        verify_chain(cert, intermediates, pinned, purpose, datetime.now(UTC), revocations)
+        verify_chain(
+            cert,
+            intermediates,
+            pinned,
+            purpose,
+            datetime.now(UTC),
+            revocations,
+            root_crl=revoked_cas,
+        )
     except CertificateError as exc:
         console.print(f"[bold red]REFUSED[/] {exc.code} (NRC 0x{exc.nrc:02X}): {exc}")
         raise typer.Exit(1) from exc

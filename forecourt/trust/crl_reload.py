@@ -17,6 +17,14 @@ later thisUpdate; when both carry the same thisUpdate (two publications within o
 revocation script easily does) the older one may stay in force. A store that only ever holds the
 newest CRL has no such tie, and does not grow with every publication.
 
+**The root's CRL.** When ``root-crl.pem`` (:data:`ROOT_CRL_FILE`) lies beside the CRL file, the
+context checks every CA of the client's path too (``VERIFY_CRL_CHECK_ALL``), so a dealer
+certificate from an issuing CA the root revoked fails the handshake. That file is watched the
+same way, with stricter rules, since nothing else checks it before OpenSSL relies on it: it must
+be signed by a pinned root (``bad_signature``), current (``expired``: an expired CRL would fail
+every handshake) and supersede the root CRL in force (``not_newer``). It may appear after the
+listener started; at start an unusable one refuses to start (:class:`CrlInvalid`).
+
 The order between two CRLs (:func:`supersedes`) and a CRL's entity tag (:func:`crl_etag`) are
 defined here once for the listener, the cloud's ``GET /v1/trust/crl`` and the edge's refresh.
 
@@ -40,7 +48,9 @@ import os
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -48,14 +58,26 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from forecourt.logging import get_logger
 from forecourt.trust.certificates import load_crl
-from forecourt.trust.errors import CertificateFormatError
+from forecourt.trust.errors import CertificateFormatError, CrlInvalid
 
-__all__ = ["CrlReloader", "crl_etag", "crl_number", "supersedes"]
+__all__ = [
+    "ROOT_CRL_FILE",
+    "CrlReloader",
+    "check_root_crl",
+    "crl_etag",
+    "crl_number",
+    "supersedes",
+]
 
 _log = get_logger("trust.crl_reload")
 
-ContextBuilder = Callable[[Path], ssl.SSLContext]
-"""Builds a complete server context whose CRL is the file at the given path."""
+ROOT_CRL_FILE = "root-crl.pem"
+"""The root's CRL of revoked issuing CAs, beside the issuing CA's ``crl.pem`` wherever both are
+kept (the PKI directory, the cloud's, the edge's dealer TLS files)."""
+
+ContextBuilder = Callable[[Path, bool], ssl.SSLContext]
+"""Builds a complete server context whose CRLs are the file at the given path; the flag says
+the file holds the root's CRL too, so every CA of a client's path must be checked."""
 
 _FileKey = tuple[int, int, int, int]
 
@@ -84,6 +106,33 @@ def supersedes(new: x509.CertificateRevocationList, held: x509.CertificateRevoca
     return new.last_update_utc > held.last_update_utc
 
 
+def check_root_crl(
+    crl: x509.CertificateRevocationList,
+    roots: Sequence[x509.Certificate],
+    held: x509.CertificateRevocationList | None,
+    now: datetime,
+) -> None:
+    """Refuse (:class:`CrlInvalid`) a root CRL that no pinned root in ``roots`` signed, that is
+    past its nextUpdate at ``now``, or that does not supersede ``held``. Pure."""
+    signer = next(
+        (
+            r
+            for r in roots
+            if r.subject == crl.issuer and crl.is_signature_valid(r.public_key())  # type: ignore[arg-type]
+        ),
+        None,
+    )
+    if signer is None:
+        raise CrlInvalid(f"root CRL of {crl.issuer.rfc4514_string()} not signed by a pinned root")
+    next_update = crl.next_update_utc
+    if next_update is None or now > next_update:
+        raise CrlInvalid(f"root CRL number {crl_number(crl)} expired at {next_update}")
+    if held is not None and not supersedes(crl, held):
+        raise CrlInvalid(
+            f"root CRL number {crl_number(crl)} does not supersede number {crl_number(held)}"
+        )
+
+
 def _file_key(path: Path) -> _FileKey | None:
     """What changes when the file is rewritten or replaced (``os.replace`` gives a new inode)."""
     try:
@@ -93,21 +142,46 @@ def _file_key(path: Path) -> _FileKey | None:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+@dataclass
+class _Watched:
+    """One CRL file and the CRL from it that is in force."""
+
+    path: Path
+    seen: _FileKey | None
+    held: x509.CertificateRevocationList | None
+
+
 class CrlReloader:
-    """Keeps the handshakes of one listener on the newest CRL at ``path`` (module docstring).
+    """Keeps the handshakes of one listener on the newest CRLs at ``path`` and, when there is
+    one, at ``root-crl.pem`` beside it (module docstring).
 
     ``build`` makes a complete server context (certificate, key, CA, verify mode and flags, as
-    the listening context) whose CRL is the file it is given.
+    the listening context) whose CRLs are the file it is given. ``roots`` are the pinned roots
+    a root CRL must be signed by.
     """
 
-    def __init__(self, path: Path, build: ContextBuilder) -> None:
-        self._path = path
+    def __init__(
+        self, path: Path, build: ContextBuilder, roots: Sequence[x509.Certificate] = ()
+    ) -> None:
         self._build = build
+        self._roots = tuple(roots)
         self._lock = threading.Lock()
-        self._seen = _file_key(path)
-        self._held = load_crl(path.read_bytes())
+        self._leaf = _Watched(path, _file_key(path), load_crl(path.read_bytes()))
+        root_path = path.with_name(ROOT_CRL_FILE)
+        self._root = _Watched(root_path, _file_key(root_path), None)
+        if self._root.seen is not None:
+            try:
+                root_crl = load_crl(root_path.read_bytes())
+                check_root_crl(root_crl, self._roots, None, datetime.now(UTC))
+            except (OSError, CertificateFormatError, CrlInvalid) as exc:
+                raise CrlInvalid(f"{root_path}: {exc}", path=str(root_path)) from exc
+            self._root.held = root_crl
         self._current: ssl.SSLContext | None = None
         """The context handshakes switch to; ``None`` while the listening one is current."""
+
+    def listening_context(self) -> ssl.SSLContext:
+        """The context to listen with: the CRLs read at construction."""
+        return self._context()
 
     def install(self, listening: ssl.SSLContext) -> None:
         """Become ``listening``'s ClientHello callback (it must have no other)."""
@@ -117,8 +191,13 @@ class CrlReloader:
 
     @property
     def number(self) -> int | None:
-        """The cRLNumber of the CRL handshakes are checked against now."""
-        return crl_number(self._held)
+        """The cRLNumber of the issuing CA's CRL handshakes are checked against now."""
+        return None if self._leaf.held is None else crl_number(self._leaf.held)
+
+    @property
+    def root_number(self) -> int | None:
+        """The cRLNumber of the root CRL in force; ``None`` while there is none."""
+        return None if self._root.held is None else crl_number(self._root.held)
 
     def _on_client_hello(
         self, connection: ssl.SSLObject | ssl.SSLSocket, _server_name: str | None, _ctx: object
@@ -128,56 +207,92 @@ class CrlReloader:
             connection.context = current
 
     def current(self) -> ssl.SSLContext | None:
-        """The context with the newest CRL, reloading it if the file changed; ``None`` while
-        the listening context's own CRL is still the newest."""
-        key = _file_key(self._path)
+        """The context with the newest CRLs, reloading them if a file changed; ``None`` while
+        the listening context's own CRLs are still the newest."""
+        leaf_key, root_key = _file_key(self._leaf.path), _file_key(self._root.path)
         with self._lock:
-            if key is not None and key != self._seen:
-                self._seen = key
-                self._reload()
+            changed, previous = False, self.number
+            if leaf_key is not None and leaf_key != self._leaf.seen:
+                self._leaf.seen = leaf_key
+                changed |= self._reload_leaf()
+            if root_key is not None and root_key != self._root.seen:
+                self._root.seen = root_key
+                changed |= self._reload_root()
+            if changed:
+                self._switch(previous)
             return self._current
 
-    def _reload(self) -> None:
+    def _read(self, watched: _Watched) -> x509.CertificateRevocationList | None:
         try:
-            data = self._path.read_bytes()
-            crl = load_crl(data)
+            crl = load_crl(watched.path.read_bytes())
         except (OSError, CertificateFormatError) as exc:
-            self._refuse("unreadable", f"{type(exc).__name__}: {exc}")
-            return
-        if crl.public_bytes(Encoding.DER) == self._held.public_bytes(Encoding.DER):
-            return  # the same CRL rewritten
-        if crl.issuer != self._held.issuer:
-            self._refuse("foreign_issuer", f"CRL of {crl.issuer.rfc4514_string()}")
-            return
-        if not supersedes(crl, self._held):
+            self._refuse(watched, "unreadable", f"{type(exc).__name__}: {exc}")
+            return None
+        held = watched.held
+        if held is not None and crl.public_bytes(Encoding.DER) == held.public_bytes(Encoding.DER):
+            return None  # the same CRL rewritten
+        return crl
+
+    def _reload_leaf(self) -> bool:
+        crl, held = self._read(self._leaf), self._leaf.held
+        if crl is None or held is None:
+            return False
+        if crl.issuer != held.issuer:
+            self._refuse(self._leaf, "foreign_issuer", f"CRL of {crl.issuer.rfc4514_string()}")
+            return False
+        if not supersedes(crl, held):
             self._refuse(
+                self._leaf,
                 "not_newer",
                 f"CRL number {crl_number(crl)} of {crl.last_update_utc:%Y-%m-%dT%H:%M:%SZ} does "
                 f"not supersede number {self.number} of "
-                f"{self._held.last_update_utc:%Y-%m-%dT%H:%M:%SZ}",
+                f"{held.last_update_utc:%Y-%m-%dT%H:%M:%SZ}",
             )
-            return
-        try:
-            context = self._context_for(crl)
-        except (OSError, ssl.SSLError) as exc:
-            self._refuse("context_failed", f"{type(exc).__name__}: {exc}")
-            return
-        previous = self.number
-        self._held, self._current = crl, context
-        _log.info("crl_reloaded", path=str(self._path), number=self.number, previous=previous)
+            return False
+        self._leaf.held = crl
+        return True
 
-    def _context_for(self, crl: x509.CertificateRevocationList) -> ssl.SSLContext:
-        """A context loaded from exactly the CRL checked above (the file may change again)."""
+    def _reload_root(self) -> bool:
+        crl = self._read(self._root)
+        if crl is None:
+            return False
+        try:
+            check_root_crl(crl, self._roots, self._root.held, datetime.now(UTC))
+        except CrlInvalid as exc:
+            self._refuse(self._root, "refused", str(exc))
+            return False
+        self._root.held = crl
+        return True
+
+    def _switch(self, previous: int | None) -> None:
+        """Build the context of the CRLs now held; on failure keep the previous one."""
+        try:
+            context = self._context()
+        except (OSError, ssl.SSLError) as exc:
+            self._refuse(self._leaf, "context_failed", f"{type(exc).__name__}: {exc}")
+            return
+        self._current = context
+        _log.info(
+            "crl_reloaded",
+            path=str(self._leaf.path),
+            number=self.number,
+            previous=previous,
+            root_number=self.root_number,
+        )
+
+    def _context(self) -> ssl.SSLContext:
+        """A context loaded from exactly the CRLs checked above (the files may change again)."""
+        crls = [w.held for w in (self._leaf, self._root) if w.held is not None]
         with tempfile.TemporaryDirectory(prefix="forecourt-crl-") as directory:
             copy = Path(directory) / "crl.pem"
-            copy.write_bytes(crl.public_bytes(Encoding.PEM))
-            return self._build(copy)
+            copy.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in crls))
+            return self._build(copy, self._root.held is not None)
 
-    def _refuse(self, reason: str, detail: str) -> None:
+    def _refuse(self, watched: _Watched, reason: str, detail: str) -> None:
         _log.warning(
             "crl_reload_refused",
-            path=str(self._path),
+            path=str(watched.path),
             reason=reason,
             detail=detail,
-            number_in_force=self.number,
+            number_in_force=None if watched.held is None else crl_number(watched.held),
         )

@@ -11,6 +11,7 @@ Layout of ``DIR``::
     pki.json              name-constraint policy, revoked serials, CRL number
     issued/<serial>.pem   every certificate issued, by hexadecimal serial
     crl.pem               the issuing CA's latest CRL
+    root-crl.pem          the root's latest CRL of revoked issuing CAs (``sign_root_crl``)
 
 Without a directory (:meth:`OemPki.ephemeral`) the same object lives in memory, for tests and
 the demo world.
@@ -20,6 +21,11 @@ The issuing CA key behind a ``pkcs11:`` URI is chosen by the directory, not by c
 token's key, and :meth:`OemPki.load` signs through the token whenever ``ca-key.json`` is there
 (:mod:`forecourt.trust.ca_key` signs the X.509 structures). Either way the key must match
 ``ca.pem``; a mismatch or a URI that does not resolve is refused before anything is written.
+
+The root CRL (:func:`sign_root_crl`) is the one thing the root key signs after ``init``: an
+offline ceremony, on the machine that holds ``offline/``, whose output ``root-crl.pem`` is copied
+to the cloud's PKI directory. It is its own record: the next one carries every CA it lists and a
+higher cRLNumber, so a root CRL can only grow and only move forward.
 """
 
 from __future__ import annotations
@@ -52,12 +58,19 @@ from forecourt.trust.certificates import (
     server_subject,
 )
 from forecourt.trust.chain import name_permitted, verify_chain
-from forecourt.trust.errors import KeyLoadError, PkiError, TrustError, WrongKeyPassword
+from forecourt.trust.crl_reload import ROOT_CRL_FILE, crl_number
+from forecourt.trust.errors import (
+    CertificateFormatError,
+    KeyLoadError,
+    PkiError,
+    TrustError,
+    WrongKeyPassword,
+)
 from forecourt.trust.tls import PemBundlePaths, write_pem_bundle
 
 _log = get_logger("trust.pki")
 
-__all__ = ["IssuedCertificate", "OemPki"]
+__all__ = ["ROOT_CRL_FILE", "IssuedCertificate", "OemPki", "sign_root_crl"]
 
 ROOT_LIFETIME = timedelta(days=20 * 365)
 CA_LIFETIME = timedelta(days=5 * 365)
@@ -65,6 +78,8 @@ DEALER_LIFETIME = timedelta(days=365)
 SERVER_LIFETIME = timedelta(days=90)
 ECU_LIFETIME = timedelta(days=25 * 365)
 CRL_LIFETIME = timedelta(days=7)
+ROOT_CRL_LIFETIME = timedelta(days=365)
+"""Long: the root CRL is signed offline, by a ceremony held rarely."""
 _BACKDATE = timedelta(minutes=5)
 CA_KEY_FILE = "ca-key.pem"
 CA_KEY_REFERENCE = "ca-key.json"
@@ -486,6 +501,97 @@ def _load_ca_key(directory: Path, ca_password: bytes) -> IssuingKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise KeyLoadError("issuing CA key is not an EC key")
     return IssuingKey.from_private_key(key)
+
+
+def _load_root_key(
+    directory: Path, root: x509.Certificate, password: bytes
+) -> ec.EllipticCurvePrivateKey:
+    """The offline root key, decrypted with ``password`` and checked to be ``root``'s."""
+    path = directory / "offline" / "root-key.pem"
+    try:
+        key_pem = path.read_bytes()
+    except OSError as exc:
+        raise KeyLoadError(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=password)
+    except (ValueError, TypeError) as exc:
+        raise WrongKeyPassword("wrong password for the root key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != root.public_key():
+        raise KeyLoadError(f"{path} is not the key of {root.subject.rfc4514_string()}")
+    return key
+
+
+def _held_root_crl(path: Path, root: x509.Certificate) -> x509.CertificateRevocationList | None:
+    """The root CRL already published in ``path`` (``None`` before the first), which must be
+    this root's: the next one continues its list and its number."""
+    if not path.exists():
+        return None
+    try:
+        held = load_crl(path.read_bytes())
+    except (OSError, CertificateFormatError) as exc:
+        raise PkiError(f"{path} is not a readable CRL: {exc}", path=str(path)) from exc
+    if held.issuer != root.subject or not held.is_signature_valid(root.public_key()):  # type: ignore[arg-type]
+        raise PkiError(f"{path} is not signed by this PKI's root; move it away", path=str(path))
+    return held
+
+
+def sign_root_crl(
+    directory: Path,
+    root_password: bytes,
+    revoke_ca: Sequence[int] = (),
+    *,
+    now: datetime | None = None,
+    lifetime: timedelta = ROOT_CRL_LIFETIME,
+) -> x509.CertificateRevocationList:
+    """Sign ``DIR/root-crl.pem`` with the offline root key: every issuing CA the last root CRL
+    listed, plus ``revoke_ca`` (serials), under the next cRLNumber.
+
+    The root's own serial is refused (a root is withdrawn by re-pinning, not by its own CRL), as
+    are a wrong password, a key that is not the root's and a ``root-crl.pem`` of another root;
+    any refusal writes nothing. Without ``revoke_ca`` it re-signs the same list (before
+    nextUpdate)."""
+    moment = now or datetime.now(UTC)
+    try:
+        try:
+            root = load_certificate((directory / "root.pem").read_bytes())
+        except OSError as exc:
+            raise PkiError(f"{directory} holds no root.pem: {exc.strerror}") from exc
+        for serial in revoke_ca:
+            if serial == root.serial_number or serial <= 0:
+                raise PkiError(f"serial {serial:x} is not an issuing CA's", serial=f"{serial:x}")
+        path = directory / ROOT_CRL_FILE
+        held = _held_root_crl(path, root)
+        key = _load_root_key(directory, root, root_password)
+    except TrustError as exc:
+        _log.warning("root_crl_refused", directory=str(directory), reason=exc.code)
+        raise
+    revoked = {r.serial_number: r.revocation_date_utc for r in held or ()}
+    for serial in revoke_ca:
+        revoked.setdefault(serial, moment)
+    number = (crl_number(held) or 0) + 1 if held is not None else 1
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(root.subject)
+        .last_update(moment - _BACKDATE)
+        .next_update(moment + lifetime)
+        .add_extension(x509.CRLNumber(number), critical=False)
+    )
+    for serial, when in sorted(revoked.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+        )
+    crl = builder.sign(key, hashes.SHA256())
+    temporary = path.with_name(f".{ROOT_CRL_FILE}.tmp")
+    temporary.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    os.replace(temporary, path)
+    _log.info(
+        "root_crl_signed",
+        directory=str(directory),
+        number=number,
+        revoked_cas=[f"{s:x}" for s in sorted(revoked)],
+        next_update=(moment + lifetime).isoformat(),
+    )
+    return crl
 
 
 def _permitted(name: x509.GeneralName, allowed: Sequence[x509.GeneralName]) -> bool:

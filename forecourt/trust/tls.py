@@ -106,25 +106,36 @@ def server_ssl_context(
 
     With ``crl`` (PEM of the issuing CA's CRL) a revoked client certificate fails the handshake;
     a newer CRL written to that file applies from the next handshake on, without a restart
-    (:class:`forecourt.trust.crl_reload.CrlReloader`).
+    (:class:`forecourt.trust.crl_reload.CrlReloader`). A root CRL (``root-crl.pem``) beside it,
+    signed by a root in ``client_ca_bundle``, makes the handshake refuse every certificate of an
+    issuing CA it lists; an unusable one there refuses to build the context (``CrlInvalid``).
     ``client_certificate_optional`` lets a client without a certificate complete the handshake
     (``CERT_OPTIONAL``: one that presents a certificate is still verified, against the CRL too),
     for a listener that also serves token-authenticated callers; the application must then
     refuse certificate-only routes itself.
     """
 
-    def build(crl_file: Path | None) -> ssl.SSLContext:
+    def build(crl_file: Path | None, every_ca: bool = False) -> ssl.SSLContext:
         context = _base_context(ssl.Purpose.CLIENT_AUTH, cert, key, client_ca_bundle)
         if client_certificate_optional:
             context.verify_mode = ssl.CERT_OPTIONAL
         if crl_file is not None:
             context.load_verify_locations(cafile=crl_file)
-            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+            context.verify_flags |= (
+                ssl.VERIFY_CRL_CHECK_CHAIN if every_ca else ssl.VERIFY_CRL_CHECK_LEAF
+            )
         return context
 
-    context = build(crl)
-    if crl is not None:
-        CrlReloader(crl, build).install(context)
+    if crl is None:
+        return build(None)
+    roots = (
+        x509.load_pem_x509_certificates(client_ca_bundle)
+        if isinstance(client_ca_bundle, bytes)
+        else x509.load_pem_x509_certificates(client_ca_bundle.read_bytes())
+    )
+    reloader = CrlReloader(crl, build, roots)
+    context = reloader.listening_context()
+    reloader.install(context)
     return context
 
 
