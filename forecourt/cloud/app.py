@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +21,9 @@ from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.context import CloudContext
 from forecourt.cloud.db import Database
 from forecourt.cloud.dossier.routes import dossier_router
+from forecourt.cloud.integrations.delivery import WebhookDispatcher, deliver_forever
+from forecourt.cloud.integrations.routes import Integrations, integrations_router
+from forecourt.cloud.integrations.sealing import SecretSealer, default_key_path
 from forecourt.cloud.limits import RequestGuard, classify_routes
 from forecourt.cloud.offline.routes import offline_router
 from forecourt.cloud.packages.routes import package_routers
@@ -40,13 +45,30 @@ def build_context(config: CloudConfig) -> CloudContext:
     return CloudContext(config, db, blobs, BundleSigner(config.signing, db))
 
 
-def create_app(config: CloudConfig, context: CloudContext | None = None) -> FastAPI:
-    """The application over ``config`` (or an already built ``context``, which tests reuse)."""
+def create_app(
+    config: CloudConfig,
+    context: CloudContext | None = None,
+    *,
+    webhook_sealer: SecretSealer | None = None,
+) -> FastAPI:
+    """The application over ``config`` (or an already built ``context``, which tests reuse).
+
+    ``webhook_sealer`` seals webhook secrets; by default its key is the file
+    :func:`~forecourt.cloud.integrations.sealing.default_key_path` names, read on first use.
+    The lifespan runs the webhook delivery loop beside the requests."""
     ctx = context or build_context(config)
+    sealer = webhook_sealer or SecretSealer.from_file(default_key_path)
+    integrations = Integrations(sealer, WebhookDispatcher(ctx.db, sealer, clock=config.clock))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        delivery = asyncio.create_task(deliver_forever(integrations.dispatcher, stop))
         yield
+        stop.set()
+        delivery.cancel()
+        await asyncio.gather(delivery, return_exceptions=True)
+        integrations.dispatcher.close()
         ctx.db.dispose()
 
     app = FastAPI(
@@ -60,6 +82,7 @@ def create_app(config: CloudConfig, context: CloudContext | None = None) -> Fast
         redoc_url=None,
     )
     app.state.context = ctx
+    app.state.integrations = integrations
     install_problem_handlers(app)
     app.include_router(registry_router())
     app.include_router(catalog_router())
@@ -71,6 +94,7 @@ def create_app(config: CloudConfig, context: CloudContext | None = None) -> Fast
     app.include_router(sync_router())
     app.include_router(trust_router())
     app.include_router(dossier_router())
+    app.include_router(integrations_router())
     log = TransparencyLog(
         MerkleLogStore(ctx.db.engine),
         config.ledger_origin,

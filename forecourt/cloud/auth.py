@@ -46,6 +46,7 @@ class Scope(StrEnum):
     CATALOG_WRITE = "catalog:write"
     PACKAGES_WRITE = "packages:write"
     COMPLIANCE_WRITE = "compliance:write"
+    INTEGRATIONS_ADMIN = "integrations:admin"
     READ = "read"
 
 

@@ -390,6 +390,86 @@ class ImageTargetsRow(Base):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+class WebhookSubscriptionRow(Base):
+    """A partner endpoint (owner app, digital key, after-sales CRM) and the event types it gets.
+
+    Never deleted, so a delivery's history keeps its endpoint: ``enabled`` false stops new and
+    pending deliveries. The signing secrets live in :class:`WebhookSecretRow`."""
+
+    __tablename__ = "registry_webhook_subscriptions"
+
+    subscription_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    event_types: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    description: Mapped[str] = mapped_column(String(200), nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookSecretRow(Base):
+    """A subscription's signing secret, sealed (AES-256-GCM) under the cloud's webhook key.
+
+    A rotation sets ``expires_at`` on the current secret (the grace period) and adds a new one;
+    every secret not yet expired signs, so a receiver may switch at its own pace."""
+
+    __tablename__ = "registry_webhook_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("registry_webhook_subscriptions.subscription_id"), nullable=False, index=True
+    )
+    sealed: Mapped[str] = mapped_column(String(256), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OutboxEventRow(Base):
+    """An integration event, written in the transaction of the change that caused it.
+
+    ``event_id`` is the ``webhook-id`` every delivery of it carries (receivers deduplicate on
+    it); ``dispatched_at`` is set once a worker has made its deliveries, one per subscription
+    that wanted the type at that time."""
+
+    __tablename__ = "registry_outbox_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One event to one subscription: ``pending`` until ``delivered``, ``dead`` (attempts spent)
+    or ``cancelled`` (subscription disabled).
+
+    A worker claims a due row by moving ``next_attempt_at`` a lease ahead and counting the
+    attempt, in one statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never
+    send it at once; a worker that dies mid-send leaves it due again when the lease ends."""
+
+    __tablename__ = "registry_webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_seq", "subscription_id"),
+        Index("ix_registry_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(ForeignKey("registry_outbox_events.seq"), nullable=False)
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("registry_webhook_subscriptions.subscription_id"), nullable=False, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
 __all__ = [
     "ActivationRow",
     "ApiTokenRow",
@@ -406,8 +486,12 @@ __all__ = [
     "FeatureRow",
     "ImageTargetsRow",
     "OfflinePackageRow",
+    "OutboxEventRow",
     "PackageRow",
     "SoftwareHistoryRow",
     "SyncEventRow",
     "VehicleRow",
+    "WebhookDeliveryRow",
+    "WebhookSecretRow",
+    "WebhookSubscriptionRow",
 ]

@@ -46,6 +46,7 @@ from forecourt.cloud.catalog.service import entitlements_of
 from forecourt.cloud.compliance.service import market_of_location
 from forecourt.cloud.context import CloudContext
 from forecourt.cloud.grants import grant_terms
+from forecourt.cloud.integrations.outbox import EventType, activation_applied, enqueue_event
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import OperatorClaim, dealer_and_operator
 from forecourt.cloud.registry.vehicles import load_vehicle_with_row
@@ -355,7 +356,7 @@ class ActivationService:
         """
         status = "applied" if applied else "failed"
         with self._db.transaction() as session:
-            vin = session.execute(
+            closed = session.execute(
                 update(ActivationRow)
                 .where(
                     ActivationRow.request_id == request_id,
@@ -363,12 +364,28 @@ class ActivationService:
                     ActivationRow.status == "issued",
                 )
                 .values(status=status, open_vin=None)
-                .returning(ActivationRow.vin)
+                .returning(ActivationRow.vin, ActivationRow.outcome)
                 .execution_options(synchronize_session=False)
-            ).scalar_one_or_none()
-            if vin is None:
+            ).one_or_none()
+            if closed is None:
                 return self._not_reportable(session, request_id, dealer_id)
+            vin = closed.vin
             if applied:
+                # Partners (owner app, digital key, CRM) hear of it from the outbox, in this
+                # transaction: one INSERT at commit, no query.
+                now = self._context.config.clock()
+                enqueue_event(
+                    session,
+                    EventType.ACTIVATION_APPLIED,
+                    activation_applied(
+                        request_id=request_id,
+                        vin=vin,
+                        dealer_id=dealer_id,
+                        features=(closed.outcome or {}).get("features", ()),
+                        at=now,
+                    ),
+                    at=now,
+                )
                 session.execute(
                     update(VehicleRow)
                     .where(

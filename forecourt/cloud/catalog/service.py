@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from forecourt.cloud.integrations.outbox import EventType, enqueue_event, entitlement_changed
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.core import (
     Catalog,
@@ -140,7 +141,28 @@ def grant(
     )
     session.add(row)
     session.flush()
+    _enqueue_change(session, EventType.ENTITLEMENT_GRANTED, row, now)
     return row.id
+
+
+def _enqueue_change(session: Session, event_type: str, row: EntitlementRow, now: datetime) -> None:
+    """Tell subscribed partners (CRM, digital key) in the transaction of the change."""
+    enqueue_event(
+        session,
+        event_type,
+        entitlement_changed(
+            entitlement_id=row.id,
+            vin=row.vin,
+            feature_code=row.feature_code,
+            source=row.source,
+            issuer=row.issuer,
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+            state=row.state,
+            at=now,
+        ),
+        at=now,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +262,8 @@ def change_state(session: Session, entitlement_id: int, action: str, now: dateti
             f"cannot {action} an entitlement that is {current.value}",
         )
     row.state, row.updated_at = target.value, now
+    if target is EntitlementState.REVOKED:
+        _enqueue_change(session, EventType.ENTITLEMENT_REVOKED, row, now)
     return entitlement_from_row(row)
 
 
