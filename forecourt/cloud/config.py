@@ -72,6 +72,9 @@ class CloudConfig:
     """The issuing CA(s) between a dealer certificate and the root, issuer first."""
     crl: Callable[[], x509.CertificateRevocationList | None] = field(default=lambda: None)
     """The issuing CA's current CRL (read per request, so a newly published CRL applies)."""
+    root_crl: Callable[[], x509.CertificateRevocationList | None] = field(default=lambda: None)
+    """The root's CRL of revoked issuing CAs (``root-crl.pem``), read per request; served to
+    edges for cars. ``None``: no root CRL published."""
     blob_dir: Path | None = None
     """Package blobs on disk; ``None`` keeps them in memory (tests)."""
     clock: Callable[[], datetime] = utc_now

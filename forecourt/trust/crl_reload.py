@@ -23,7 +23,10 @@ certificate from an issuing CA the root revoked fails the handshake. That file i
 same way, with stricter rules, since nothing else checks it before OpenSSL relies on it: it must
 be signed by a pinned root (``bad_signature``), current (``expired``: an expired CRL would fail
 every handshake) and supersede the root CRL in force (``not_newer``). It may appear after the
-listener started; at start an unusable one refuses to start (:class:`CrlInvalid`).
+listener started (then the one connection whose ClientHello brings it into force is refused
+and the listener checks every CA from the next connection on, :meth:`CrlReloader._checks_every_ca`;
+a connection accepted but not yet at its ClientHello at that instant is still checked against
+the issuing CA's CRL only); at start an unusable one refuses to start (:class:`CrlInvalid`).
 
 The order between two CRLs (:func:`supersedes`) and a CRL's entity tag (:func:`crl_etag`) are
 defined here once for the listener, the cloud's ``GET /v1/trust/crl`` and the edge's refresh.
@@ -178,6 +181,7 @@ class CrlReloader:
             self._root.held = root_crl
         self._current: ssl.SSLContext | None = None
         """The context handshakes switch to; ``None`` while the listening one is current."""
+        self._listening: ssl.SSLContext | None = None
 
     def listening_context(self) -> ssl.SSLContext:
         """The context to listen with: the CRLs read at construction."""
@@ -188,6 +192,7 @@ class CrlReloader:
         if listening.sni_callback is not None:
             raise ValueError("the listening context already has an sni_callback")
         listening.sni_callback = self._on_client_hello
+        self._listening = listening
 
     @property
     def number(self) -> int | None:
@@ -201,10 +206,30 @@ class CrlReloader:
 
     def _on_client_hello(
         self, connection: ssl.SSLObject | ssl.SSLSocket, _server_name: str | None, _ctx: object
-    ) -> None:
+    ) -> int | None:
         current = self.current()
         if current is not None:
             connection.context = current
+        if self._root.held is not None and not self._checks_every_ca():
+            return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
+        return None
+
+    def _checks_every_ca(self) -> bool:
+        """Whether the listening context checks every CA of a path, turning that on when the
+        first root CRL arrived after the listener started.
+
+        OpenSSL copies the verify flags into a connection when it is created, before its
+        ClientHello; switching the connection's context later changes the CRLs it is checked
+        against but not those flags. So the connection that brings the first root CRL into
+        force is refused (the client connects again) and later connections carry the flag."""
+        listening = self._listening
+        chain = ssl.VERIFY_CRL_CHECK_CHAIN  # includes VERIFY_CRL_CHECK_LEAF's bit
+        if listening is None or listening.verify_flags & chain == chain:
+            return True
+        with self._lock:
+            listening.verify_flags |= chain
+        _log.warning("root_crl_enabled", path=str(self._root.path), number=self.root_number)
+        return False
 
     def current(self) -> ssl.SSLContext | None:
         """The context with the newest CRLs, reloading them if a file changed; ``None`` while
