@@ -121,26 +121,31 @@ class Bench:
         return dict(answer.json())
 
     def grant(self, reference: str, feature: str = "HEATED_SEATS") -> int:
-        car = self.world.demo.vehicles[0]
-        with self.world.context.db.transaction() as session:
-            return grant(
-                session,
-                Entitlement(
-                    Vin.parse(str(car.vin), verify_check_digit=False),
-                    feature,
-                    EntitlementSource.PURCHASE,
-                    NOW,
-                    None,
-                ),
-                reference,
-                NOW,
-            )
+        return _grant(self.world, reference, feature)
 
     def dispatcher_with(self, policy: DeliveryPolicy) -> WebhookDispatcher:
         made = WebhookDispatcher(
             self.world.context.db, self.sealer, policy=policy, clock=self.clock
         )
         return made
+
+
+def _grant(world: CloudWorld, reference: str, feature: str = "HEATED_SEATS") -> int:
+    """A purchase's entitlement for the first car, through the catalog service."""
+    car = world.demo.vehicles[0]
+    with world.context.db.transaction() as session:
+        return grant(
+            session,
+            Entitlement(
+                Vin.parse(str(car.vin), verify_check_digit=False),
+                feature,
+                EntitlementSource.PURCHASE,
+                NOW,
+                None,
+            ),
+            reference,
+            NOW,
+        )
 
 
 @contextmanager
@@ -416,3 +421,38 @@ def test_two_delivery_runs_at_once_send_each_event_exactly_once_on_postgresql(
         ids = receiver.ids()
         assert len(ids) == 8 and len(set(ids)) == 8
         assert min(counts) >= 1 and sum(counts) == 8  # both workers sent, disjoint events
+
+
+def test_deliver_webhooks_once_sends_what_is_due_and_exits(
+    world: CloudWorld, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from forecourt.cloud.integrations.cli import deliver_webhooks_command
+    from forecourt.cloud.integrations.sealing import KEY_FILE_ENV
+    from forecourt.cloud.integrations.subscriptions import create_subscription
+
+    key_file = tmp_path / "webhook.key"
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    sealer = SecretSealer.from_file(lambda: key_file)
+    WebhookDispatcher(world.context.db, sealer).run_once()  # the seeded world's own events
+    with world.context.db.transaction() as session:
+        _row, secret = create_subscription(
+            session,
+            sealer,
+            url=receiver.url,
+            event_types=["entitlement.granted"],
+            description="crm",
+            actor="test",
+            now=NOW,
+        )
+    _grant(world, "cli-1")
+    command = typer.Typer()
+    command.command()(deliver_webhooks_command)
+    result = CliRunner().invoke(command, ["--once", "--database-url", world.config.database_url])
+    assert result.exit_code == 0, result.output
+    assert "delivered 1" in result.output
+    [request] = receiver.requests
+    verify(secret.secret, request.headers, request.body)
+    assert secret.secret not in result.output
