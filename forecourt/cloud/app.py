@@ -24,6 +24,7 @@ from forecourt.cloud.dossier.routes import dossier_router
 from forecourt.cloud.integrations.delivery import WebhookDispatcher, deliver_forever
 from forecourt.cloud.integrations.routes import Integrations, integrations_router
 from forecourt.cloud.integrations.sealing import SecretSealer, default_key_path
+from forecourt.cloud.lifecycle.routes import lifecycle_router, lifecycle_service
 from forecourt.cloud.limits import RequestGuard, classify_routes
 from forecourt.cloud.offline.routes import offline_router
 from forecourt.cloud.packages.routes import package_routers
@@ -84,7 +85,14 @@ def create_app(
     app.state.context = ctx
     app.state.integrations = integrations
     install_problem_handlers(app)
-    app.include_router(registry_router())
+    log = TransparencyLog(
+        MerkleLogStore(ctx.db.engine),
+        config.ledger_origin,
+        config.ledger_signer or SoftwareNoteSigner.generate(),
+        clock=config.clock,
+    )
+    app.include_router(registry_router(lifecycle_service(log)))
+    app.include_router(lifecycle_router(log))
     app.include_router(catalog_router())
     app.include_router(compliance_router())
     for router in package_routers(ctx):
@@ -95,12 +103,6 @@ def create_app(
     app.include_router(trust_router())
     app.include_router(dossier_router())
     app.include_router(integrations_router())
-    log = TransparencyLog(
-        MerkleLogStore(ctx.db.engine),
-        config.ledger_origin,
-        config.ledger_signer or SoftwareNoteSigner.generate(),
-        clock=config.clock,
-    )
     app.include_router(
         create_ledger_router(log, CloudLogOfLogs(log)),
         prefix="/v1/ledger",

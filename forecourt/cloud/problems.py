@@ -37,6 +37,7 @@ class ProblemCode(StrEnum):
     FEATURE_UNKNOWN = "feature_unknown"
     ENTITLEMENT_UNKNOWN = "entitlement_unknown"
     ENTITLEMENT_TRANSITION = "entitlement_transition_not_allowed"
+    LIFECYCLE_TRANSITION = "lifecycle_transition_not_allowed"
     TRIAL_ALREADY_USED = "trial_already_used"
     OPERATOR_NOT_PERMITTED = "operator_not_permitted"
     PROFILE_UNKNOWN = "compliance_profile_unknown"

@@ -39,6 +39,7 @@ class EventKind(StrEnum):
     FEATURE_CHANGE = "feature-change"
     REVOCATION = "revocation"
     OWNERSHIP_CHANGE = "ownership-change"
+    LIFECYCLE_CHANGE = "lifecycle-change"
     CONSENT_CHANGE = "consent-change"
     OFFLINE_USE = "offline-use"
 

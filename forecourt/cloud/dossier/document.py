@@ -184,6 +184,20 @@ class ConsentFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class LifecycleEventFacts:
+    """A change after the factory recorded by the cloud (handover, service visit, change of
+    owner, scrapping, ...) with the cloud log's entries about it; owners never appear here."""
+
+    at: datetime
+    event: str
+    from_state: str
+    to_state: str
+    dealer_id: str | None
+    ended_entitlements: tuple[int, ...]
+    ledger: tuple[LedgerRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DossierFacts:
     """Everything the registry holds about one car, as plain values."""
 
@@ -196,6 +210,7 @@ class DossierFacts:
     software_history: Sequence[SoftwareChangeFacts] = ()
     consent_records: Sequence[ConsentFacts] = ()
     workflow_steps: Sequence[StepFacts] = ()
+    lifecycle_events: Sequence[LifecycleEventFacts] = ()
     ledger_origins: Mapping[str, int | None] = field(default_factory=dict)
     """Every edge log the steps point into, with its anchored size in the log of logs."""
 
@@ -372,6 +387,18 @@ def _completion(c: CompletionFacts) -> dict[str, Any]:
     }
 
 
+def _lifecycle_event(e: LifecycleEventFacts) -> dict[str, Any]:
+    return {
+        "event": e.event,
+        "from_state": e.from_state,
+        "to_state": e.to_state,
+        "dealer_id": e.dealer_id,
+        "ended_entitlements": list(e.ended_entitlements),
+        "ledger": [ref.to_json() for ref in e.ledger],
+        "at": _iso(e.at),
+    }
+
+
 def _event(
     at: datetime, kind: str, summary: str, section: str, ref: str, **extra: Any
 ) -> dict[str, Any]:
@@ -483,6 +510,19 @@ def _timeline(facts: DossierFacts, at: datetime) -> list[dict[str, Any]]:
         )
         for s in facts.software_history
     ]
+    events += [
+        _event(
+            e.at,
+            "lifecycle",
+            f"{e.event}: {e.from_state} -> {e.to_state}"
+            + (f" at {e.dealer_id}" if e.dealer_id else "")
+            + (f", {len(e.ended_entitlements)} rights ended" if e.ended_entitlements else ""),
+            "lifecycle_events",
+            e.event,
+            ledger=e.ledger[0].to_json() if e.ledger else None,
+        )
+        for e in facts.lifecycle_events
+    ]
     # sorted() is stable: equal instants keep the order above (built, rights, ... changes).
     return sorted(events, key=lambda e: datetime.fromisoformat(str(e["at"])))
 
@@ -508,6 +548,7 @@ def build_dossier(facts: DossierFacts, generated_at: datetime) -> dict[str, Any]
         "software_history": [_software(s) for s in facts.software_history],
         "consent_records": [_consent(c) for c in facts.consent_records],
         "workflow_steps": [_step(s) for s in facts.workflow_steps],
+        "lifecycle_events": [_lifecycle_event(e) for e in facts.lifecycle_events],
         "timeline": _timeline(facts, generated_at),
         "ledger": {
             "logs": [

@@ -1,9 +1,10 @@
 """Read one car's dossier facts from the registry: one statement per section, never one per row.
 
-Eight statements whatever the car's history: the car with its dealer, its ECUs, entitlements,
+Nine statements whatever the car's history: the car with its dealer, its ECUs, entitlements,
 activations, offline packages, the synced events (workflow steps and completions, each joined to
-its edge's registered log and that log's anchored size), the R156 software history, and the
-consent records joined to their propagation. Key and bundle bytes are turned into SHA-256 here,
+its edge's registered log and that log's anchored size), the R156 software history, the
+consent records joined to their propagation, and the lifecycle changes after the dealer with the
+cloud log's anchored size. Key and bundle bytes are turned into SHA-256 here,
 so :class:`~forecourt.cloud.dossier.document.DossierFacts` never holds them.
 """
 
@@ -26,12 +27,14 @@ from forecourt.cloud.dossier.document import (
     EcuFacts,
     EntitlementFacts,
     LedgerRef,
+    LifecycleEventFacts,
     OfflinePackageFacts,
     OfflineUseFacts,
     SoftwareChangeFacts,
     StepFacts,
     VehicleFacts,
 )
+from forecourt.cloud.lifecycle.history import lifecycle_entries
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.sync.events import ACTIVATION_COMPLETED, WORKFLOW_STEP
 from forecourt.core import Vin, VinError
@@ -299,6 +302,22 @@ def _consent_records(session: Session, vin: str) -> list[ConsentFacts]:
     ]
 
 
+def _lifecycle_events(session: Session, vin: str) -> list[LifecycleEventFacts]:
+    entries, anchored = lifecycle_entries(session, vin)
+    return [
+        LifecycleEventFacts(
+            at=e.at,
+            event=e.event,
+            from_state=e.from_state,
+            to_state=e.to_state,
+            dealer_id=e.dealer_id,
+            ended_entitlements=e.ended_entitlements,
+            ledger=tuple(LedgerRef(e.origin, i, anchored) for i in e.indices),
+        )
+        for e in entries
+    ]
+
+
 def parse_vin(text: str) -> Vin:
     """``text`` as a VIN (the core parser: length and alphabet), or a 422 problem naming the
     position at fault. The check digit is reported in the dossier, not enforced: the factory
@@ -326,6 +345,7 @@ def load_facts(session: Session, vin: Vin) -> DossierFacts:
         software_history=_software_history(session, car.vin),
         consent_records=_consent_records(session, car.vin),
         workflow_steps=steps,
+        lifecycle_events=_lifecycle_events(session, car.vin),
         ledger_origins=origins,
     )
 

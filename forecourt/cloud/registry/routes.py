@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from forecourt.cloud.audit import staff_actor
 from forecourt.cloud.auth import DealerDep, Scope, StaffCaller, require_scope
 from forecourt.cloud.context import get_context
+from forecourt.cloud.lifecycle.service import LifecycleService
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import (
     OperatorClaim,
@@ -24,7 +25,7 @@ from forecourt.cloud.registry.dealers import (
 from forecourt.cloud.registry.edge_logs import register_edge_log
 from forecourt.cloud.registry.feed import import_rows, parse_feed
 from forecourt.cloud.registry.vehicles import load_vehicle, vehicle_row
-from forecourt.core import CoreError, Dealer, IllegalTransition, LifecycleState, from_dict, to_json
+from forecourt.core import CoreError, Dealer, LifecycleState, from_dict, to_json
 from forecourt.store.registry import ActivationRow, DealerRow, VehicleRow
 
 
@@ -52,7 +53,8 @@ class OperatorsIn(BaseModel):
     operators: list[dict[str, str]] = Field(max_length=10_000)
 
 
-def registry_router() -> APIRouter:
+def registry_router(lifecycle: LifecycleService) -> APIRouter:
+    """Registry routes; owner and state changes go through ``lifecycle`` (so they are traced)."""
     router = APIRouter(prefix="/v1", tags=["registry"])
 
     @router.post("/vehicles/import", dependencies=[require_scope(Scope.REGISTRY_WRITE)])
@@ -102,24 +104,34 @@ def registry_router() -> APIRouter:
             vehicle_row(session, vin.upper()).dealer_id = body.dealer_id
         return {"vin": vin.upper(), "dealer_id": body.dealer_id}
 
-    @router.put("/vehicles/{vin}/owner", dependencies=[require_scope(Scope.REGISTRY_WRITE)])
-    def set_owner(vin: str, body: OwnerIn, request: Request) -> dict[str, str | None]:
+    @router.put("/vehicles/{vin}/owner")
+    def set_owner(
+        vin: str,
+        body: OwnerIn,
+        request: Request,
+        staff: StaffCaller = require_scope(Scope.REGISTRY_WRITE),
+    ) -> dict[str, Any]:
+        """Register the owner outside a transition (before delivery, or of a transferred car);
+        recorded in the cloud's ledger like every lifecycle change."""
         with get_context(request).db.transaction() as session:
-            vehicle_row(session, vin.upper()).owner_ref = body.owner_ref
-        return {"vin": vin.upper(), "owner_ref": body.owner_ref}
+            result = lifecycle.set_owner(
+                session, vin.upper(), body.owner_ref, actor=staff_actor(staff.subject)
+            )
+        return result.to_json()
 
-    @router.put("/vehicles/{vin}/state", dependencies=[require_scope(Scope.REGISTRY_WRITE)])
-    def set_state(vin: str, body: StateIn, request: Request) -> dict[str, str]:
+    @router.put("/vehicles/{vin}/state")
+    def set_state(
+        vin: str,
+        body: StateIn,
+        request: Request,
+        staff: StaffCaller = require_scope(Scope.REGISTRY_WRITE),
+    ) -> dict[str, Any]:
+        """One lifecycle edge, as ``POST .../lifecycle`` without an owner or a dealer."""
         with get_context(request).db.transaction() as session:
-            vehicle = load_vehicle(session, vin.upper(), for_update=True)
-            try:
-                moved = vehicle.transition(body.state)
-            except IllegalTransition as exc:
-                raise CloudProblem(
-                    409, ProblemCode.VALIDATION_FAILED, "Lifecycle change refused", str(exc)
-                ) from exc
-            vehicle_row(session, vin.upper()).state = moved.state.value
-        return {"vin": vin.upper(), "state": body.state.value}
+            result = lifecycle.transition(
+                session, vin.upper(), body.state, actor=staff_actor(staff.subject)
+            )
+        return result.to_json()
 
     @router.put("/dealers/{dealer_id}", dependencies=[require_scope(Scope.DEALERS_ADMIN)])
     def put_dealer(dealer_id: str, body: dict[str, Any], request: Request) -> Any:
