@@ -33,7 +33,7 @@ from forecourt.vehicle.dids import Preconditions, canonical_json
 from forecourt.vehicle.ecu import Ecu
 from forecourt.vehicle.faults import ApplyHook, FaultPlan, no_hook
 from forecourt.vehicle.quota import StorageQuota, TransferLimits
-from forecourt.vehicle.revocation import CrlRefused, accept_crl, pinned_issuers
+from forecourt.vehicle.revocation import CrlRefused, accept_crl, crl_issuer, pinned_issuers
 from forecourt.vehicle.seams import (
     ActivationPlan,
     AuthenticationContext,
@@ -215,17 +215,26 @@ class Car:
             oem_chain_pem=self.state.oem_chain_pem,
             crl_pem=self.state.crl_pem,
             now=self.services.now(),
+            root_crl_pem=self.state.root_crl_pem,
         )
 
     def store_crl(self, data: bytes) -> bool:
         """FD07: take the issuing CA's CRL if pinned-CA-signed and newer; True if it changed.
 
-        Committed atomically before it is answered; from then on every 0x29 checks against it.
-        A refusal (:class:`~forecourt.vehicle.revocation.CrlRefused`) is logged and changes
-        nothing.
+        A CRL issued by the pinned root is the root's CRL of revoked issuing CAs: it is taken
+        by the same rules against the root, and replaces the root CRL held (one of each kind is
+        kept, so the state stays bounded). Committed atomically before it is answered; from
+        then on every 0x29 checks against it. A refusal
+        (:class:`~forecourt.vehicle.revocation.CrlRefused`) is logged and changes nothing.
         """
+        root = pinned_issuers(self.state.oem_root_pem)
         try:
-            update = accept_crl(data, pinned_issuers(self.state.oem_chain_pem), self.state.crl_pem)
+            of_root = bool(root) and crl_issuer(data) == root[0].subject
+            if of_root:
+                update = accept_crl(data, root, self.state.root_crl_pem)
+            else:
+                issuers = pinned_issuers(self.state.oem_chain_pem)
+                update = accept_crl(data, issuers, self.state.crl_pem)
         except CrlRefused as refusal:
             _log.warning(
                 "crl_refused", vin=self.vin, nrc=f"{refusal.nrc:#04x}", reason=refusal.reason
@@ -233,13 +242,17 @@ class Car:
             raise
         if update.changed:
             state = copy.deepcopy(self.state)
-            state.crl_pem = update.pem
+            if of_root:
+                state.root_crl_pem = update.pem
+            else:
+                state.crl_pem = update.pem
             self._commit(state)
             _log.info(
                 "crl_accepted",
                 vin=self.vin,
                 number=update.number,
                 this_update=update.this_update.isoformat(),
+                root=of_root,
             )
         return update.changed
 

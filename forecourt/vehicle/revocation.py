@@ -13,6 +13,11 @@ The CRL itself is the proof, not the tester who carries it, so the car accepts o
   changes nothing (every edge writes it at every session); an older one cannot replace a newer,
   so a stolen dealer key cannot un-revoke itself by replaying a CRL from before its revocation.
 
+**Revoked issuing CAs.** The root's CRL travels the same way (FD07; the car tells the two
+apart by issuer) and is taken by the same rules with the pinned root as the only signer. The car
+keeps the newest of each, nothing more. At 0x29 the dealer certificate's issuing CA is checked
+against the root CRL as the dealer certificate is against the issuing CA's CRL.
+
 **Staleness.** A CRL's nextUpdate is a promise of the issuer, not a condition for the car: the car
 cannot fetch a fresher one until a tester brings it, and a car that spent weeks on a lorry must
 still be serviceable. So the newest CRL the car holds is applied for revocation whatever its
@@ -86,6 +91,11 @@ def _parse(data: bytes) -> x509.CertificateRevocationList:
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise CrlMalformed(f"not an X.509 CRL: {exc}") from exc
     return crl
+
+
+def crl_issuer(data: bytes) -> x509.Name:
+    """The issuer named by the CRL in ``data`` (checked nothing else: :func:`accept_crl` does)."""
+    return _parse(data).issuer
 
 
 def _number(crl: x509.CertificateRevocationList) -> int | None:
@@ -181,7 +191,8 @@ def check_not_revoked(
     revoked = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
     if revoked is not None:
         error = CertificateRevoked(
-            f"certificate {certificate.serial_number:x} revoked at "
+            f"{certificate.subject.rfc4514_string()} (serial {certificate.serial_number:x}) "
+            "revoked at "
             f"{revoked.revocation_date_utc:%Y-%m-%dT%H:%MZ} (CRL number {_number(crl)})",
             serial=certificate.serial_number,
         )

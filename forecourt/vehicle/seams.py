@@ -52,6 +52,7 @@ class AuthenticationContext:
     oem_chain_pem: str  # issuing CA certificate(s), PEM, pinned with the root
     crl_pem: str  # the issuing CA's CRL when the car holds one, else ""
     now: datetime
+    root_crl_pem: str = ""  # the root's CRL of revoked issuing CAs when the car holds one
 
 
 class TesterAuthenticator(Protocol):

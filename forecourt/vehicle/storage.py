@@ -112,6 +112,7 @@ class CarState:
     oem_root_pem: str = ""
     oem_chain_pem: str = ""  # issuing CA certificate(s) under the pinned root
     crl_pem: str = ""  # the issuing CA's CRL, when the car holds one
+    root_crl_pem: str = ""  # the root's CRL of revoked issuing CAs: the newest one only
     trust_state: dict[str, Any] = field(
         default_factory=dict
     )  # pinned roots etc., see trust_adapter

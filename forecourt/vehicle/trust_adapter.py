@@ -14,7 +14,8 @@ key and only the trust layer does the cryptography.
 
 :class:`PkiTesterAuthenticator` answers UDS 0x29 with ``verify_dealer_certificate`` (chain to the
 OEM root pinned at provisioning, at the car's time), then the newest CRL the car holds
-(``forecourt.vehicle.revocation``: delivered over FD07, applied even past its nextUpdate) and
+(``forecourt.vehicle.revocation``: delivered over FD07, applied even past its nextUpdate), the
+newest root CRL it holds for the dealer's issuing CA the same way, and
 ``verify_possession`` bound to VIN and ECU serial; the trust layer's error NRCs (0x50-0x58) go to
 the wire unchanged. :class:`OemPkiIssuer` certifies ECU keys from the OEM issuing CA at the
 factory.
@@ -233,7 +234,11 @@ class PkiTesterAuthenticator:
             # trust layer would refuse a stale CRL outright, locking every dealer out of a car
             # that waited on a lot (forecourt.vehicle.revocation).
             dealer = verify_dealer_certificate(certificate, issuers, root, context.now, None)
-            check_not_revoked(load_certificate(certificate), context.crl_pem, issuers, context.now)
+            leaf = load_certificate(certificate)
+            check_not_revoked(leaf, context.crl_pem, issuers, context.now)
+            for issuer in issuers:  # the dealer's issuing CA, against the root's CRL
+                if issuer.subject == leaf.issuer:
+                    check_not_revoked(issuer, context.root_crl_pem, [root], context.now)
         except CertificateError as error:
             raise TrustRefusal(Nrc(error.nrc), f"{error.code}: {error}") from error
         except ValueError as error:  # a pinned anchor unreadable: refuse, never crash
