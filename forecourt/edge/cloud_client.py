@@ -12,6 +12,7 @@ method                      route                                           idem
 ``submit_checkpoint``       ``POST /v1/ledger/checkpoints``                 same note, same tree
 ``sync_operators``          ``PUT  /v1/dealer/operators``                   (whole list)
 ``fetch_crl``               ``GET  /v1/trust/crl`` (``If-None-Match``)      (read)
+``fetch_root_crl``          ``GET  /v1/trust/root-crl`` (``If-None-Match``) (read)
 ==========================  ==============================================  ===================
 
 Outbox events (workflow steps, consent records, offline package uses, completions) go in
@@ -289,6 +290,10 @@ class CloudClient(Protocol):
         """
         ...
 
+    def fetch_root_crl(self, etag: str | None = None) -> bytes | None:
+        """The root's current CRL of revoked issuing CAs, as :meth:`fetch_crl`."""
+        ...
+
     def peer(self) -> TlsPeer | None:
         """The TLS peer of the most recent call, if any."""
         ...
@@ -439,16 +444,22 @@ class HttpCloudClient:
         return int(body.get("operators", 0))
 
     def fetch_crl(self, etag: str | None = None) -> bytes | None:
+        return self._fetch_crl("fetch_crl", "/v1/trust/crl", etag)
+
+    def fetch_root_crl(self, etag: str | None = None) -> bytes | None:
+        return self._fetch_crl("fetch_root_crl", "/v1/trust/root-crl", etag)
+
+    def _fetch_crl(self, operation: str, url: str, etag: str | None) -> bytes | None:
         headers = {"accept": f"{PKIX_CRL}, application/problem+json"}
         if etag is not None:
             headers["if-none-match"] = etag
-        response = self._send("fetch_crl", "GET", "/v1/trust/crl", headers=headers)
+        response = self._send(operation, "GET", url, headers=headers)
         if response.status_code == 304:
             return None
         media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != PKIX_CRL or len(response.content) > MAX_CRL_BYTES:
             raise CloudRefused(
-                "fetch_crl",
+                operation,
                 502,
                 ("malformed_response",),
                 f"{media_type or 'no media type'}, {len(response.content)} bytes",
@@ -669,6 +680,15 @@ class FakeCloudClient:
         if self.crl is None:
             raise CloudRefused("fetch_crl", 404, ("crl_unavailable",))
         return None if etag == crl_etag(self.crl) else self.crl
+
+    root_crl: bytes | None = None
+    """What ``fetch_root_crl`` answers (``None``: the cloud holds no root CRL, 404)."""
+
+    def fetch_root_crl(self, etag: str | None = None) -> bytes | None:
+        self._check("fetch_root_crl")
+        if self.root_crl is None:
+            raise CloudRefused("fetch_root_crl", 404, ("crl_unavailable",))
+        return None if etag == crl_etag(self.root_crl) else self.root_crl
 
     def events_of_type(self, event_type: str) -> list[dict[str, Any]]:
         return [e for e in self.received.values() if e["type"] == event_type]

@@ -19,6 +19,12 @@ the held one only if
   un-revoke certificates; the car would refuse it too (0x22), but the edge would then carry it
   to every car and never the newer one.
 
+The root's CRL of revoked issuing CAs (``root-crl.pem`` beside ``crl.pem``) is refreshed by a
+second :class:`CrlRefresher` from ``GET /v1/trust/root-crl`` by the same rules, with the pinned
+OEM root as the issuer it must name and be signed by; the connector writes it to cars after the
+issuing CA's CRL. A cloud that holds no root CRL (none was ever published) is the normal case
+and changes nothing quietly.
+
 Every refusal is logged (``crl_refresh_refused`` with the reason above) and leaves the held file
 untouched. An accepted CRL is written atomically (a temporary file in the same directory,
 ``fsync``, ``os.replace``, then the directory ``fsync``): a crash leaves the old file or the new
@@ -195,6 +201,9 @@ class CrlRefresher:
     """Fetches the cloud's CRL and replaces ``path`` with it when :func:`check_crl` allows.
 
     ``issuer`` is the issuing CA certificate the dealer's chain holds; ``clock`` the edge's.
+    For the root's CRL, ``issuer`` is the pinned root, ``fetch`` the cloud's
+    ``fetch_root_crl`` and ``optional`` says that a cloud holding none, while the edge holds
+    none either, is no refusal.
     A cloud refusal (no CRL there) is an outcome like a refused CRL; an unreachable cloud
     (:class:`forecourt.edge.cloud_client.CloudUnreachable`) propagates: the caller decides
     whether it is worth a warning and a retry (the background loop) or an exit code (the CLI).
@@ -206,11 +215,15 @@ class CrlRefresher:
         path: Path,
         issuer: x509.Certificate,
         clock: Callable[[], datetime],
+        *,
+        fetch: Callable[[str | None], bytes | None] | None = None,
+        optional: bool = False,
     ) -> None:
-        self._cloud = cloud
+        self._fetch = fetch or cloud.fetch_crl
         self._path = path
         self._issuer = issuer
         self._clock = clock
+        self._optional = optional
 
     @property
     def path(self) -> Path:
@@ -235,8 +248,10 @@ class CrlRefresher:
         held_number = None if held is None else crl_number(held)
         etag = None if held is None else crl_etag(held.public_bytes(Encoding.DER))
         try:
-            data = self._cloud.fetch_crl(etag)
+            data = self._fetch(etag)
         except CloudRefused as exc:
+            if self._optional and held is None and "crl_unavailable" in exc.codes:
+                return CrlRefresh(CrlOutcome.UNCHANGED, None, None)
             return self._refused(CrlRefused(RefusalReason.CLOUD_REFUSED, str(exc)), held_number)
         if data is None or (held is not None and data == held.public_bytes(Encoding.DER)):
             return CrlRefresh(CrlOutcome.UNCHANGED, held_number, held_number, held_number)

@@ -36,7 +36,8 @@ Usage (the CLI, the demo and the end-to-end tests do exactly this)::
 
 When the cloud answered at start, the issuing CA's CRL is refreshed too (before workflows
 resume): ``crl.pem`` beside the TLS certificate, which the edge writes to every car after 0x29,
-is replaced by the cloud's newer CRL once it is checked (:mod:`forecourt.edge.crl`).
+is replaced by the cloud's newer CRL once it is checked (:mod:`forecourt.edge.crl`); so is
+``root-crl.pem`` beside it, the root's CRL of revoked issuing CAs, checked against the pinned root.
 
 The dealer's TLS certificate and key (issued by the OEM PKI, ``forecourt pki issue-dealer``)
 serve twice: mutual TLS to the cloud, and UDS 0x29 to cars (the certificate is presented, the key
@@ -100,6 +101,7 @@ from forecourt.logging import get_logger
 from forecourt.store.edge import EdgeOfflinePackage, EdgeOperator
 from forecourt.store.engine import EDGE_BRANCHES, create_engine_for, migrate, session_factory
 from forecourt.trust import CertificatePurpose, ecu_identity, verify_chain
+from forecourt.trust.crl_reload import ROOT_CRL_FILE
 from forecourt.trust.errors import CertificateError, ManifestInventoryMismatch
 from forecourt.trust.uds_auth import EcuContext, prove_possession
 
@@ -166,6 +168,7 @@ class Edge:
     hub: ProgressHub
     connector: DoipCarConnector
     crl: CrlRefresher
+    root_crl: CrlRefresher | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _operators_digest: str | None = None
@@ -259,10 +262,13 @@ class Edge:
         """Replace ``crl.pem`` with the cloud's CRL if it is checked and newer
         (:mod:`forecourt.edge.crl`); ``None`` when the cloud did not answer (logged)."""
         try:
-            return self.crl.refresh()
+            refreshed = self.crl.refresh()
+            if self.root_crl is not None:
+                self.root_crl.refresh()  # the root's CRL rides along, same rules and logs
         except CloudError as exc:
             _log.warning("crl_not_refreshed", error=str(exc))
             return None
+        return refreshed
 
     def queue_checkpoint(self) -> bool:
         """Queue a checkpoint of the edge log for anchoring if it grew since the last one."""
@@ -348,7 +354,10 @@ def build_edge(settings: EdgeSettings) -> Edge:
     offline = OfflineStock(sessions, settings.dealer_id, clock=clock)
     connector = DoipCarConnector(
         ConnectorSettings(
-            settings.car_addresses, link=settings.link, current_crl=dealer_crl(settings)
+            settings.car_addresses,
+            link=settings.link,
+            current_crl=dealer_crl(settings),
+            current_root_crl=dealer_crl(settings, ROOT_CRL_FILE),
         ),
         dealer_credentials(settings),
     )
@@ -400,6 +409,14 @@ def build_edge(settings: EdgeSettings) -> Edge:
         hub=hub,
         connector=connector,
         crl=CrlRefresher(cloud, dealer_crl_path(settings), issuing_ca(settings), clock),
+        root_crl=CrlRefresher(
+            cloud,
+            dealer_crl_path(settings).with_name(ROOT_CRL_FILE),
+            x509.load_pem_x509_certificates(settings.tls_ca.read_bytes())[0],
+            clock,
+            fetch=cloud.fetch_root_crl,
+            optional=True,
+        ),
     )
 
 
@@ -454,11 +471,11 @@ def issuing_ca(settings: EdgeSettings) -> x509.Certificate:
     raise ValueError(f"{settings.tls_cert} holds no issuing CA certificate after the leaf")
 
 
-def dealer_crl(settings: EdgeSettings) -> Callable[[], bytes | None]:
-    """The issuing CA's CRL among the dealer TLS files (:func:`dealer_crl_path`), read at each
-    car session so a replaced (refreshed) file is delivered without a restart; ``None`` when the
-    edge holds none."""
-    path = dealer_crl_path(settings)
+def dealer_crl(settings: EdgeSettings, name: str = "crl.pem") -> Callable[[], bytes | None]:
+    """The issuing CA's CRL (or, by ``name``, the root's) among the dealer TLS files
+    (:func:`dealer_crl_path`), read at each car session so a replaced (refreshed) file is
+    delivered without a restart; ``None`` when the edge holds none."""
+    path = dealer_crl_path(settings).with_name(name)
 
     def read() -> bytes | None:
         return path.read_bytes() if path.is_file() else None

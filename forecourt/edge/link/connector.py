@@ -10,7 +10,8 @@ and ISO 14229-1. This module maps one onto the other and adds what a session to 
   ownership binds the ECU challenge to VIN and ECU serial);
 * **CRL delivery**: after 0x29 on the gateway, the issuing CA's CRL the edge holds
   (``ConnectorSettings.current_crl``) is written to DID FD07 once per session, so a revoked
-  dealer certificate reaches cars that have no network (the car keeps only a newer one);
+  dealer certificate reaches cars that have no network (the car keeps only a newer one); then
+  the root's CRL of revoked issuing CAs (``current_root_crl``), the same way;
 * **TesterPresent keep-alive**: an ECU drops its extended session, and with it the
   authentication, when no request reaches it for S3 (5 s). A transfer to the gateway can last
   minutes while the other authenticated ECUs hear nothing, and the workflow pauses between
@@ -28,6 +29,7 @@ finds every image among the gateway's received files.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -83,6 +85,8 @@ class ConnectorSettings:
     bundle_file: str = BUNDLE_FILE
     current_crl: Callable[[], bytes | None] = field(default=lambda: None)
     """The issuing CA's CRL the edge holds (read at each session), written to every car."""
+    current_root_crl: Callable[[], bytes | None] = field(default=lambda: None)
+    """The root's CRL of revoked issuing CAs the edge holds, written to FD07 after the other."""
 
 
 class DoipCarConnector:
@@ -228,23 +232,29 @@ class DoipCarSession:
     def _deliver_crl(self) -> None:
         """Write the edge's CRL to the authenticated gateway, once per session; never fatal.
 
-        Cars have no network: revocations reach a car only this way. A car that holds a newer
-        CRL (0x22), or predates FD07 (0x31), refuses it; the activation goes on either way.
+        Cars have no network: revocations reach a car only this way. The issuing CA's CRL goes
+        first, then the root's CRL of revoked issuing CAs (the car tells them apart by issuer).
+        A car that holds a newer CRL (0x22), or predates FD07 (0x31), refuses it; the
+        activation goes on either way.
         """
         self._crl_delivered = True
-        try:
-            crl = self._settings.current_crl()
-        except OSError as exc:
-            _log.warning("crl_unreadable", car=self._address, error=str(exc))
-            return
-        if not crl:
-            return
-        try:
-            self.call(lambda: self.link.write_crl(crl))
-        except NegativeResponse as refusal:
-            _log.info("crl_not_taken", car=self._address, nrc=f"{refusal.nrc:#04x}")
-            return
-        _log.info("crl_delivered", car=self._address, bytes=len(crl))
+        for kind, current in (
+            ("issuing_ca", self._settings.current_crl),
+            ("root", self._settings.current_root_crl),
+        ):
+            try:
+                crl = current()
+            except OSError as exc:
+                _log.warning("crl_unreadable", car=self._address, crl=kind, error=str(exc))
+                continue
+            if not crl:
+                continue
+            try:
+                self.call(functools.partial(self.link.write_crl, crl))
+            except NegativeResponse as refusal:
+                _log.info("crl_not_taken", car=self._address, crl=kind, nrc=f"{refusal.nrc:#04x}")
+                continue
+            _log.info("crl_delivered", car=self._address, crl=kind, bytes=len(crl))
 
     def confirmed_bytes(self, name: str, size: int) -> int:
         return self.call(lambda: self.link.confirmed_position(GATEWAY, name, size))
