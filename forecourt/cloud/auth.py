@@ -4,9 +4,10 @@ Dealer identity comes from the peer certificate the TLS handshake verified, carr
 scope as the TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``, PEM, leaf first;
 :mod:`forecourt.cloud.server` fills it from the uvicorn transport). The handshake already demands
 a certificate chaining to the OEM root; this module checks again with the trust layer's
-``verify_chain`` at the cloud's clock, for the dealer purpose, against the current CRL and the
-registry's own revocations, so a certificate revoked after the server started is refused and no
-deployment mistake (a TLS terminator that forgot ``CERT_REQUIRED``) lets anyone in.
+``verify_chain`` at the cloud's clock, for the dealer purpose, against the current CRL, the root's
+CRL of issuing CAs and the registry's own revocations, so a certificate revoked after the server
+started is refused (resumed TLS sessions included) and no deployment mistake (a TLS terminator
+that forgot ``CERT_REQUIRED``) lets anyone in.
 
 Staff tokens look like ``fct_<id>.<secret>``; only SHA-256 of the secret is stored (the secret
 has 256 bits of entropy, so a slow hash adds nothing) and compared in constant time.
@@ -98,7 +99,9 @@ def authenticate_dealer(context: CloudContext, pems: list[str], now: datetime) -
             ProblemCode.CLIENT_CERTIFICATE_REQUIRED, "a dealer client certificate is required"
         )
     try:
-        identity = context.verified_dealers.verify(pems, context.config.crl(), now)
+        identity = context.verified_dealers.verify(
+            pems, context.config.crl(), now, root_crl=context.config.root_crl()
+        )
     except CertificateExpired as exc:
         raise _cert_problem(ProblemCode.CLIENT_CERTIFICATE_EXPIRED, str(exc)) from exc
     except CertificateRevoked as exc:

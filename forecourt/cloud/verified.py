@@ -6,9 +6,10 @@ authorisation's checks together, and an edge presents the same certificate on ev
 successful verification is therefore remembered under everything it depended on:
 
 * the presented chain (the PEM text exactly as the TLS layer handed it over),
-* the CRL it was checked against (its SHA-256 fingerprint: publishing a new CRL is a new key, so a
-  revocation on the CRL takes effect on the very next request),
-* the instants it holds for: every certificate of the path valid, and the CRL current
+* the CRLs it was checked against, the issuing CA's and the root's of issuing CAs (their SHA-256
+  fingerprints: publishing a new CRL is a new key, so a revocation takes effect on the very next
+  request),
+* the instants it holds for: every certificate of the path valid, and the CRLs current
   (``lastUpdate``..``nextUpdate``); outside that window the chain is verified again and refused
   with the precise reason.
 
@@ -61,9 +62,10 @@ class VerifiedDealerCache:
         self._intermediates = list(intermediates)
         self._capacity = capacity
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[tuple[str, ...], bytes], VerifiedDealer] = OrderedDict()
-        self._crl: x509.CertificateRevocationList | None = None
-        self._crl_fingerprint = b""
+        self._entries: OrderedDict[tuple[tuple[str, ...], bytes, bytes], VerifiedDealer] = (
+            OrderedDict()
+        )
+        self._fingerprints: dict[int, tuple[x509.CertificateRevocationList, bytes]] = {}
 
     def __len__(self) -> int:
         with self._lock:
@@ -74,13 +76,16 @@ class VerifiedDealerCache:
         pems: Sequence[str],
         crl: x509.CertificateRevocationList | None,
         now: datetime,
+        *,
+        root_crl: x509.CertificateRevocationList | None = None,
     ) -> DealerIdentity:
-        """The identity of the dealer chain ``pems`` (PEM, leaf first, not empty) at ``now``.
+        """The identity of the dealer chain ``pems`` (PEM, leaf first, not empty) at ``now``,
+        checked against the issuing CA's ``crl`` and the root's ``root_crl`` when given.
 
         Raises ``ValueError`` for unreadable PEM, and what :func:`verify_chain` or
         :func:`dealer_identity` raise when the chain does not verify.
         """
-        key = (tuple(pems), self._fingerprint(crl))
+        key = (tuple(pems), self._fingerprint(crl), self._fingerprint(root_crl))
         with self._lock:
             known = self._entries.get(key)
             if known is not None:
@@ -96,14 +101,16 @@ class VerifiedDealerCache:
             CertificatePurpose.DEALER,
             now,
             crl,
+            root_crl=root_crl,
         )
         identity = dealer_identity(leaf)
         starts = [c.not_valid_before_utc for c in path]
         ends = [c.not_valid_after_utc for c in path]
-        if crl is not None:
-            starts.append(crl.last_update_utc)
-            if crl.next_update_utc is not None:
-                ends.append(crl.next_update_utc)
+        for checked in (crl, root_crl):
+            if checked is not None:
+                starts.append(checked.last_update_utc)
+                if checked.next_update_utc is not None:
+                    ends.append(checked.next_update_utc)
         verified = VerifiedDealer(identity, max(starts), min(ends))
         with self._lock:
             self._entries[key] = verified
@@ -113,12 +120,17 @@ class VerifiedDealerCache:
         return identity
 
     def _fingerprint(self, crl: x509.CertificateRevocationList | None) -> bytes:
+        """SHA-256 of ``crl`` (empty for none), remembered per CRL object: the config hands the
+        same object back until a new CRL is published."""
         if crl is None:
             return b""
         with self._lock:
-            if crl is self._crl:
-                return self._crl_fingerprint
+            known = self._fingerprints.get(id(crl))
+            if known is not None and known[0] is crl:
+                return known[1]
         fingerprint = crl.fingerprint(hashes.SHA256())
         with self._lock:
-            self._crl, self._crl_fingerprint = crl, fingerprint
+            if len(self._fingerprints) > 8:  # a few CRLs are in use at once; old ones go
+                self._fingerprints.clear()
+            self._fingerprints[id(crl)] = (crl, fingerprint)
         return fingerprint
