@@ -40,6 +40,7 @@ from forecourt.cloud.catalog.service import load_catalog
 from forecourt.cloud.config import CloudConfig
 from forecourt.cloud.db import Database
 from forecourt.cloud.dossier.cli import dossier_command
+from forecourt.cloud.integrations.cli import deliver_webhooks_command
 from forecourt.cloud.keys import (
     OFFLINE_LISTING,
     PASSWORD_ENV,
@@ -58,6 +59,7 @@ from forecourt.cloud.keys import (
     rotate_signing_keys,
     sign_roots,
 )
+from forecourt.cloud.lifecycle.cli import lifecycle_command
 from forecourt.cloud.packages.image_targets import (
     ImageTargetsRefused,
     catalog_targets,
@@ -94,6 +96,7 @@ from forecourt.trust.oem_pki import CA_KEY_REFERENCE, OemPki
 
 app = typer.Typer(no_args_is_help=True)
 app.command("dossier")(dossier_command)
+app.command("deliver-webhooks")(deliver_webhooks_command)
 _log = get_logger("cloud.cli")
 
 ROOT_FILES = {repo: root_file_name(repo, 1) for repo in REPOSITORIES}
@@ -834,3 +837,6 @@ def register_edge_log_command(
         db.dispose()
     state = "registered" if registered.created else "already registered"
     typer.echo(f"{registered.origin}: {state} for {dealer_id}/{edge_id}")
+
+
+app.command("lifecycle")(lifecycle_command)
