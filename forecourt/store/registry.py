@@ -84,6 +84,7 @@ class AuditRow(Base):
     changed (an operator id, an entitlement id); ``detail`` the before/after values."""
 
     __tablename__ = "registry_audit"
+    __table_args__ = (Index("ix_registry_audit_subject_action", "subject", "action"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
