@@ -28,7 +28,6 @@ from pathlib import Path
 
 import typer
 import uvicorn
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +37,7 @@ from forecourt.cloud.app import create_app
 from forecourt.cloud.auth import Scope, issue_token
 from forecourt.cloud.catalog.service import load_catalog
 from forecourt.cloud.config import CloudConfig
+from forecourt.cloud.crl_files import CrlFile
 from forecourt.cloud.db import Database
 from forecourt.cloud.dossier.cli import dossier_command
 from forecourt.cloud.integrations.cli import deliver_webhooks_command
@@ -88,8 +88,9 @@ from forecourt.settings import load_settings
 from forecourt.store.registry import VehicleRow
 from forecourt.trust._sslib import Metadata, Root
 from forecourt.trust.canonical import canonical_bytes
-from forecourt.trust.certificates import load_certificate, load_crl
+from forecourt.trust.certificates import load_certificate
 from forecourt.trust.cli import ordered_server_names
+from forecourt.trust.crl_reload import ROOT_CRL_FILE
 from forecourt.trust.errors import TrustError
 from forecourt.trust.keys import generate_file_key, load_file_private_key
 from forecourt.trust.oem_pki import CA_KEY_REFERENCE, OemPki
@@ -648,9 +649,6 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     if crl_path.exists():
         tls = dataclasses.replace(tls, crl=crl_path)
 
-    def current_crl() -> x509.CertificateRevocationList | None:
-        return load_crl(crl_path.read_bytes()) if crl_path.exists() else None
-
     password = _key_password()
 
     def build() -> uvicorn.Config:
@@ -663,7 +661,8 @@ def serve_command(  # noqa: PLR0917 - Typer maps each parameter to an option
                 signing=load_signing_keys(keys, _exported_roots(keys.parent)),
                 oem_root=root,
                 oem_intermediates=(issuing,),
-                crl=current_crl,
+                crl=CrlFile(crl_path),  # re-read when republished, never rolled back
+                root_crl=CrlFile(pki / ROOT_CRL_FILE, roots=(root,)),
                 blob_dir=_blob_dir(blob_dir),
                 ledger_signer=_ledger_signer(keys.parent, password),
                 migrate=workers == 1,

@@ -228,6 +228,7 @@ def test_documented_commands_deploy_separate_processes_and_activate_a_car(
     assert waiting, seeded
     vin, features = waiting.group(1), waiting.group(2)
     run("pki", "issue-cloud", "pki", "--host", "localhost", "--host", cloud_host, "--out", "tls")
+    run("pki", "root-crl", "pki")  # the root's CRL of issuing CAs (none revoked), served below
     deployment.start(
         "cloud", "cloud", "serve", "--pki", "pki", "--keys", "keys/keys.json",
         "--tls-dir", "tls", "--host", cloud_host, "--port", str(cloud_port), *db, *blobs,
@@ -235,6 +236,7 @@ def test_documented_commands_deploy_separate_processes_and_activate_a_car(
     )  # fmt: skip
     oem_root = ssl.create_default_context(cafile=str(deployment.root / "pki" / "root.pem"))
     _until("cloud /v1/health", deployment, lambda: _answers(f"{cloud_url}/v1/health", oem_root))
+    assert _answers(f"{cloud_url}/v1/trust/root-crl", oem_root)  # edges fetch it for their cars
 
     # The store's edge is enrolled: certificate, ledger key registered in the log of logs.
     # Factory (at the same time): the car gets its ECU certificates and pins the roots.
