@@ -80,6 +80,7 @@ from forecourt.edge.wiring import (
     dealer_crl_path,
     issuing_ca,
     ledger_verifier,
+    root_crl_refresher,
     start_edge,
 )
 from forecourt.ledger.log import TransparencyLog
@@ -772,11 +773,13 @@ def refresh_crl_command(
         None, "--tls-dir", help="edge-cert.pem, edge-key.pem, ca.pem and the crl.pem to refresh."
     ),
 ) -> None:
-    """Fetch the issuing CA's CRL from the cloud now and replace crl.pem if it is newer.
+    """Fetch the issuing CA's CRL and the root's CRL of issuing CAs from the cloud now, and
+    replace crl.pem / root-crl.pem with each that is newer.
 
     The running edge does the same at start and every hour; the next car session delivers the
-    new CRL. Exit codes: 0 updated or unchanged, 3 refused (older, expired, foreign or badly
-    signed CRL, or none in the cloud; the held file is untouched), 5 cloud unreachable."""
+    new CRLs. A cloud that holds no root CRL is no refusal. Exit codes: 0 updated or
+    unchanged, 3 refused (older, expired, foreign or badly signed CRL, or no issuing CA's CRL in
+    the cloud; the held file is untouched), 5 cloud unreachable."""
     console = Console(highlight=False)
 
     def body() -> None:
@@ -794,17 +797,22 @@ def refresh_crl_command(
             raise CliProblem(str(exc)) from exc
         tls = MutualTls(settings.tls_cert, settings.tls_key, settings.tls_ca)
         cloud = HttpCloudClient(settings.cloud_url, tls=tls)
+        refreshers = (
+            CrlRefresher(cloud, dealer_crl_path(settings), issuer, settings.clock),
+            root_crl_refresher(settings, cloud, settings.clock),
+        )
         try:
-            refresh = CrlRefresher(
-                cloud, dealer_crl_path(settings), issuer, settings.clock
-            ).refresh()
+            refreshes = [(r.path, r.refresh()) for r in refreshers]
         except CloudUnreachable as exc:
             raise CliProblem(str(exc), EXIT_UNREACHABLE) from exc
         finally:
             cloud.close()
-        if refresh.outcome is CrlOutcome.REFUSED:
-            raise CliProblem(refresh.describe(), EXIT_REFUSED)
-        console.print(f"{refresh.describe()} ({dealer_crl_path(settings)})")
+        for path, refresh in refreshes:
+            if refresh.outcome is not CrlOutcome.REFUSED:
+                console.print(f"{refresh.describe()} ({path})")
+        refused = [r.describe() for _path, r in refreshes if r.outcome is CrlOutcome.REFUSED]
+        if refused:
+            raise CliProblem("; ".join(refused), EXIT_REFUSED)
 
     _run(console, body)
 

@@ -409,14 +409,22 @@ def build_edge(settings: EdgeSettings) -> Edge:
         hub=hub,
         connector=connector,
         crl=CrlRefresher(cloud, dealer_crl_path(settings), issuing_ca(settings), clock),
-        root_crl=CrlRefresher(
-            cloud,
-            dealer_crl_path(settings).with_name(ROOT_CRL_FILE),
-            x509.load_pem_x509_certificates(settings.tls_ca.read_bytes())[0],
-            clock,
-            fetch=cloud.fetch_root_crl,
-            optional=True,
-        ),
+        root_crl=root_crl_refresher(settings, cloud, clock),
+    )
+
+
+def root_crl_refresher(
+    settings: EdgeSettings, cloud: HttpCloudClient, clock: Callable[[], datetime]
+) -> CrlRefresher:
+    """The refresher of ``root-crl.pem`` beside the dealer's ``crl.pem``: signed by the pinned
+    OEM root (the first certificate of ``ca.pem``); a cloud holding none is no refusal."""
+    return CrlRefresher(
+        cloud,
+        dealer_crl_path(settings).with_name(ROOT_CRL_FILE),
+        x509.load_pem_x509_certificates(settings.tls_ca.read_bytes())[0],
+        clock,
+        fetch=cloud.fetch_root_crl,
+        optional=True,
     )
 
 

@@ -19,8 +19,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from structlog.testing import capture_logs
+from typer.testing import CliRunner
 
+from forecourt.cli import app as cli
 from forecourt.cloud.app import create_app
+from forecourt.cloud.crl_files import CrlFile
 from forecourt.cloud.server import TlsFiles, serve_in_thread
 from forecourt.edge.cloud_client import FakeCloudClient
 from forecourt.edge.crl import CrlOutcome, CrlRefresher, RefusalReason
@@ -189,3 +192,35 @@ def test_the_edge_fetches_the_root_crl_from_the_cloud_with_the_issuing_cas(
             assert edge.root_crl.refresh().outcome is CrlOutcome.UNCHANGED  # 304 by ETag
         finally:
             edge.close()
+
+
+def test_the_refresh_crl_command_takes_the_root_crl_too(
+    world: CloudWorld, pki: OemPki, tmp_path: Path
+) -> None:
+    server = pki.issue_cloud(("localhost", "127.0.0.1")).write_pem_bundle(
+        tmp_path / "server", name="server"
+    )
+    files = TlsFiles(server.cert, server.key, server.ca, crl=_dir(pki) / "crl.pem")
+    sign_root_crl(_dir(pki), ROOT_PASSWORD, [0xA1])
+    config = dataclasses.replace(
+        world.config,
+        crl=lambda: pki.crl,
+        root_crl=CrlFile(_dir(pki) / ROOT_CRL_FILE, roots=[pki.root]),
+    )
+    app = create_app(config, dataclasses.replace(world.context, config=config))
+    with serve_in_thread(app, files, staff_without_certificate=True) as url:
+        settings = _settings(tmp_path, pki, cloud_url=url)
+        command = [
+            "edge", "refresh-crl", "--dealer-id", DEALER, "--cloud-url", url,
+            "--tls-dir", str(settings.tls_cert.parent), "--data-dir", str(settings.data_dir),
+        ]  # fmt: skip
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 0, result.output
+        assert str(settings.tls_cert.parent / ROOT_CRL_FILE) in result.output
+        delivered = _delivered(settings)
+        assert delivered is not None and crl_number(load_crl(delivered)) == 1
+
+        again = CliRunner().invoke(cli, command)  # nothing newer: both unchanged
+        assert again.exit_code == 0, again.output
+        assert again.output.count("unchanged") == 2, again.output
+        assert _delivered(settings) == delivered
