@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,11 +27,13 @@ from sqlalchemy import func, select
 from forecourt.cloud.app import create_app
 from forecourt.cloud.catalog.service import change_state, grant
 from forecourt.cloud.integrations.delivery import DeliveryPolicy, WebhookDispatcher
+from forecourt.cloud.integrations.destinations import ALLOW_LOOPBACK_ENV, DestinationPolicy
+from forecourt.cloud.integrations.routes import Integrations
 from forecourt.cloud.integrations.sealing import SecretSealer
 from forecourt.cloud.integrations.verify import WebhookVerificationError, verify
 from forecourt.cloud.server import serve_in_thread
 from forecourt.core import Entitlement, EntitlementSource, Vin
-from forecourt.store.registry import OutboxEventRow, WebhookSecretRow
+from forecourt.store.registry import AuditRow, OutboxEventRow, WebhookSecretRow
 from tests.cloud.conftest import Clients
 from tests.cloud.world import NOW, CloudWorld, build_world
 
@@ -96,6 +99,23 @@ def receiver() -> Iterator[Receiver]:
     thread.join()
 
 
+class Dns:
+    """The resolver the cloud is given: names answer from a table (a list is a script, one
+    answer per lookup, the last one repeated); unknown names do not resolve."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[str]] = {"crm.example.com": ["93.184.215.14"]}
+        self.lookups: list[str] = []
+
+    def __call__(self, host: str, port: int) -> Sequence[tuple[Any, Any, Any, Any, Any]]:
+        self.lookups.append(host)
+        script = self.answers.get(host)
+        if not script:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        address = script.pop(0) if len(script) > 1 else script[0]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+
 class Clock:
     def __init__(self, start: datetime) -> None:
         self.now = start
@@ -111,6 +131,7 @@ class Bench:
     sealer: SecretSealer
     clock: Clock
     dispatcher: WebhookDispatcher
+    dns: Dns
 
     def subscribe(self, url: str, *types: str) -> dict[str, Any]:
         answer = self.staff.post(
@@ -125,7 +146,11 @@ class Bench:
 
     def dispatcher_with(self, policy: DeliveryPolicy) -> WebhookDispatcher:
         made = WebhookDispatcher(
-            self.world.context.db, self.sealer, policy=policy, clock=self.clock
+            self.world.context.db,
+            self.sealer,
+            policy=policy,
+            clock=self.clock,
+            destinations=self.dispatcher.destinations,
         )
         return made
 
@@ -149,18 +174,23 @@ def _grant(world: CloudWorld, reference: str, feature: str = "HEATED_SEATS") -> 
 
 
 @contextmanager
-def _bench(world: CloudWorld, tmp_path: Path) -> Iterator[Bench]:
+def _bench(world: CloudWorld, tmp_path: Path, *, allow_loopback: bool = True) -> Iterator[Bench]:
+    """The cloud served over mutual TLS, its routes and the stepped dispatcher sharing one
+    destination policy: loopback allowed (the receiver is local) unless told otherwise."""
     sealer = SecretSealer.with_key(os.urandom(32))
     clock = Clock(NOW)
-    dispatcher = WebhookDispatcher(world.context.db, sealer, clock=clock)
+    dns = Dns()
+    destinations = DestinationPolicy(allow_loopback=allow_loopback, resolver=dns)
+    dispatcher = WebhookDispatcher(world.context.db, sealer, clock=clock, destinations=destinations)
     dispatcher.run_once()  # the seeded world's own grants go out before any partner subscribes
     app = create_app(world.config, world.context, webhook_sealer=sealer)
+    app.state.integrations = Integrations(sealer, dispatcher)
     with serve_in_thread(
         app, world.tls_files(tmp_path / "tls"), staff_without_certificate=True
     ) as url:
         clients = Clients(world, url, tmp_path / "clients")
         try:
-            yield Bench(world, clients.staff(), sealer, clock, dispatcher)
+            yield Bench(world, clients.staff(), sealer, clock, dispatcher, dns)
         finally:
             dispatcher.close()
             clients.close()
@@ -435,6 +465,7 @@ def test_deliver_webhooks_once_sends_what_is_due_and_exits(
 
     key_file = tmp_path / "webhook.key"
     monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    monkeypatch.setenv(ALLOW_LOOPBACK_ENV, "1")  # the receiver is on this host
     sealer = SecretSealer.from_file(lambda: key_file)
     WebhookDispatcher(world.context.db, sealer).run_once()  # the seeded world's own events
     with world.context.db.transaction() as session:
@@ -446,6 +477,7 @@ def test_deliver_webhooks_once_sends_what_is_due_and_exits(
             description="crm",
             actor="test",
             now=NOW,
+            destinations=DestinationPolicy(allow_loopback=True),
         )
     _grant(world, "cli-1")
     command = typer.Typer()

@@ -10,8 +10,12 @@ One :meth:`WebhookDispatcher.run_once` does, each in its own short transaction:
    claim disjoint rows and never wait on each other; on SQLite the UPDATE takes the database's
    write lock, so a claim is atomic too (one cloud process writes a SQLite file).
 3. **Send** outside any transaction: ``POST`` of the event's JSON with the Standard Webhooks
-   headers, signed with every valid secret, a timeout, redirects never followed.
-4. **Record**: 2xx is ``delivered``; anything else (status, timeout, refused connection) is
+   headers, signed with every valid secret, a timeout, redirects never followed. The connection
+   is opened by :class:`~forecourt.cloud.integrations.destinations.VettingTransport`: the host is
+   resolved once, every address vetted (globally routable only) and the vetted address dialled;
+   a refused destination is a failed attempt (``destination_not_allowed``), never sent.
+4. **Record**: 2xx is ``delivered``; anything else (status, timeout, refused connection or
+   destination, a name that does not resolve) is
    retried after an exponential backoff with jitter, and ``dead`` once ``max_attempts`` are
    spent. The record is made only if the row is still this worker's claim (same attempt
    count), so a worker that outlived its lease cannot overwrite a newer attempt.
@@ -26,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpcore
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,6 +45,12 @@ from sqlalchemy.orm import Session
 
 from forecourt.cloud.config import utc_now
 from forecourt.cloud.db import Database
+from forecourt.cloud.integrations.destinations import (
+    DestinationError,
+    DestinationNotAllowed,
+    DestinationPolicy,
+    VettingTransport,
+)
 from forecourt.cloud.integrations.sealing import SecretSealer, SecretUnreadable, WebhookKeyError
 from forecourt.cloud.integrations.subscriptions import DEAD, DELIVERED, PENDING, signing_secrets
 from forecourt.cloud.integrations.verify import secret_key, sign
@@ -126,8 +138,14 @@ def event_body(event: OutboxEventRow) -> bytes:
 
 
 class WebhookDispatcher:
-    """Runs the delivery steps; the clock, randomness and HTTP transport are injectable so a
-    test drives it step by step without waiting."""
+    """Runs the delivery steps; the clock, randomness, destination policy (with its resolver)
+    and the network below the vetting are injectable so a test drives it step by step without
+    waiting.
+
+    ``destinations`` defaults to :meth:`DestinationPolicy.from_environment`; the subscription
+    routes vet URLs with the same policy. ``network_backend`` replaces the socket layer under
+    the vetting (tests record what is dialled); ``ssl_context`` the default certificate store.
+    """
 
     def __init__(
         self,
@@ -137,17 +155,23 @@ class WebhookDispatcher:
         policy: DeliveryPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
-        transport: httpx.BaseTransport | None = None,
+        destinations: DestinationPolicy | None = None,
+        network_backend: httpcore.NetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._db = db
         self._sealer = sealer
         self.policy = policy or DeliveryPolicy()
+        self.destinations = destinations or DestinationPolicy.from_environment()
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._client = httpx.Client(
             timeout=self.policy.timeout_s,
             follow_redirects=False,
-            transport=transport,
+            transport=VettingTransport(
+                self.destinations, ssl_context=ssl_context, inner=network_backend
+            ),
+            trust_env=False,
             headers={"user-agent": USER_AGENT},
         )
 
@@ -278,6 +302,18 @@ class WebhookDispatcher:
         }
         try:
             response = self._client.post(url, content=body, headers=headers)
+        except DestinationError as exc:
+            _log.warning(
+                "webhook_destination_refused",
+                webhook_id=webhook_id,
+                subscription_id=claimed.subscription_id,
+                host=exc.host,
+                address=exc.address,
+                reason=exc.reason,
+            )
+            refused = isinstance(exc, DestinationNotAllowed)
+            error = "destination_not_allowed" if refused else "destination_unresolvable"
+            return self._record(claimed, webhook_id, status=None, error=error)
         except httpx.TimeoutException:
             return self._record(claimed, webhook_id, status=None, error="timeout")
         except httpx.TransportError as exc:

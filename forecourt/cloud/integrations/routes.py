@@ -1,7 +1,9 @@
 """``/v1/integrations/webhooks``: OEM staff with ``integrations:admin`` manage subscriptions.
 
 Every change is audited (``webhook_subscribed``, ``webhook_disabled``,
-``webhook_secret_rotated``) without the secret, which the answer carries once.
+``webhook_secret_rotated``, ``webhook_redelivered``) without the secret, which the answer
+carries once. Subscription URLs are vetted with the dispatcher's destination policy, the one
+deliveries are checked against.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from forecourt.cloud.integrations.subscriptions import (
     disable_subscription,
     list_deliveries,
     list_subscriptions,
+    redeliver,
     rotate_secret,
     subscription_json,
 )
@@ -73,6 +76,7 @@ def integrations_router() -> APIRouter:
                 description=body.description,
                 actor=caller.subject,
                 now=now,
+                destinations=integrations.dispatcher.destinations,
             )
             record_change(
                 session,
@@ -98,6 +102,29 @@ def integrations_router() -> APIRouter:
         """The subscription's newest deliveries; ``?status=dead`` lists its dead letters."""
         with get_context(request).db.sessions() as session:
             return list_deliveries(session, subscription_id, status)
+
+    @router.post("/{subscription_id}/deliveries/{delivery_id}/redeliver")
+    def redeliver_dead_letter(
+        subscription_id: str, delivery_id: int, request: Request, caller: StaffCaller = _ADMIN
+    ) -> dict[str, Any]:
+        """Send a dead-lettered delivery again (same ``webhook-id``, fresh attempt count)."""
+        context = get_context(request)
+        now = context.config.clock()
+        with context.db.transaction() as session:
+            answer = redeliver(session, subscription_id, delivery_id, now)
+            record_change(
+                session,
+                at=now,
+                actor=staff_actor(caller.subject),
+                action="webhook_redelivered",
+                subject=subscription_id,
+                detail={
+                    "delivery_id": delivery_id,
+                    "webhook_id": answer["webhook_id"],
+                    "previous_attempts": answer["previous_attempts"],
+                },
+            )
+        return answer
 
     @router.post("/{subscription_id}/disable")
     def disable(

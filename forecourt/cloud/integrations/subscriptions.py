@@ -1,15 +1,16 @@
 """Webhook subscriptions: register, list, disable, rotate the signing secret; dead letters.
 
-A subscription's URL is ``https`` (the body carries VINs and the signature only proves origin,
-not confidentiality); plain ``http`` is accepted only to a loopback address, for a receiver on
-the same host (tests, the demo). The URL may not carry credentials or a fragment. The secret is
+A subscription's URL is ``https`` on port 443 or 8443 (the body carries VINs and the signature
+only proves origin, not confidentiality), and its host must resolve only to globally routable
+addresses (:mod:`forecourt.cloud.integrations.destinations`). Where the deployment allows
+loopback (development, tests), a same-host receiver may use any port and plain ``http``. The
+URL may not carry credentials or a fragment. The secret is
 returned once, by :func:`create_subscription` and :func:`rotate_secret`, and otherwise exists
 only sealed (:mod:`forecourt.cloud.integrations.sealing`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,9 +21,17 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from forecourt.cloud.integrations.destinations import (
+    HTTPS_PORTS,
+    DestinationNotAllowed,
+    DestinationPolicy,
+    DestinationUnresolvable,
+    all_loopback,
+)
 from forecourt.cloud.integrations.outbox import EventType
 from forecourt.cloud.integrations.sealing import SecretSealer, new_secret
 from forecourt.cloud.problems import CloudProblem, ProblemCode
+from forecourt.logging import get_logger
 from forecourt.store.registry import (
     OutboxEventRow,
     WebhookDeliveryRow,
@@ -33,26 +42,21 @@ from forecourt.store.registry import (
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
 DELIVERY_STATUSES = (PENDING, DELIVERED, DEAD, CANCELLED)
 MAX_GRACE = timedelta(days=7)
+_log = get_logger("cloud.integrations.subscriptions")
 
 
 def _invalid(detail: str) -> CloudProblem:
     return CloudProblem(422, ProblemCode.VALIDATION_FAILED, "Webhook subscription invalid", detail)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def check_url(url: str, destinations: DestinationPolicy) -> str:
+    """``url`` if a subscription may use it, else a ``validation_failed`` problem (logged).
 
-
-def check_url(url: str) -> str:
-    """``url`` if a subscription may use it, else a ``validation_failed`` problem."""
+    The host is resolved here with ``destinations`` and again at each delivery: passing now
+    says nothing about later answers, it refuses what is wrong from the start."""
     try:
         parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a port out of range
+        port = parts.port  # raises ValueError for a port out of range
     except ValueError as exc:
         raise _invalid(f"the URL does not parse: {exc}") from exc
     host = parts.hostname or ""
@@ -62,9 +66,33 @@ def check_url(url: str) -> str:
         raise _invalid("the URL may not carry credentials; the signature authenticates")
     if parts.fragment:
         raise _invalid("the URL may not carry a fragment")
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
-        return url
-    raise _invalid("the URL must be https (plain http only to a loopback address)")
+    if parts.scheme not in ("https", "http"):
+        raise _invalid("the URL must be https")
+    port = port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = destinations.vet(host, port)
+    except DestinationNotAllowed as exc:
+        _log.warning(
+            "webhook_destination_refused", host=host, address=exc.address, reason=exc.reason
+        )
+        raise _invalid(
+            f"the URL's host {host} is or resolves to a {exc.reason} address; webhooks go only "
+            "to globally routable addresses"
+        ) from exc
+    except DestinationUnresolvable as exc:
+        _log.warning("webhook_destination_refused", host=host, reason="unresolvable")
+        raise _invalid(f"the URL's host {host} does not resolve") from exc
+    if all_loopback(addresses):
+        return url  # only reachable when the deployment allows loopback: any port, http too
+    if parts.scheme != "https":
+        raise _invalid("the URL must be https (plain http only to an allowed loopback receiver)")
+    if port not in HTTPS_PORTS:
+        _log.warning("webhook_destination_refused", host=host, port=port, reason="port")
+        raise _invalid(
+            f"the URL's port {port} is not allowed; use "
+            f"{' or '.join(str(p) for p in sorted(HTTPS_PORTS))}"
+        )
+    return url
 
 
 def check_event_types(event_types: Iterable[str]) -> list[str]:
@@ -96,10 +124,13 @@ def create_subscription(
     description: str,
     actor: str,
     now: datetime,
+    destinations: DestinationPolicy,
 ) -> tuple[WebhookSubscriptionRow, NewSecret]:
+    """A new enabled subscription and its first secret; ``url`` is vetted with
+    ``destinations`` (:func:`check_url`)."""
     row = WebhookSubscriptionRow(
         subscription_id="sub_" + secrets.token_hex(8),
-        url=check_url(url),
+        url=check_url(url, destinations),
         event_types=check_event_types(event_types),
         description=description,
         enabled=True,
@@ -257,6 +288,7 @@ def list_deliveries(
         query = query.where(WebhookDeliveryRow.status == status)
     return [
         {
+            "id": delivery.id,
             "webhook_id": event.event_id,
             "event_type": event.event_type,
             "occurred_at": event.occurred_at.isoformat(),
@@ -269,3 +301,55 @@ def list_deliveries(
         }
         for delivery, event in session.execute(query)
     ]
+
+
+def redeliver(
+    session: Session, subscription_id: str, delivery_id: int, now: datetime
+) -> dict[str, Any]:
+    """Put a dead-lettered delivery back as due now with a fresh attempt count.
+
+    The event, and so the ``webhook-id``, stay the same: a receiver that did get an earlier
+    attempt deduplicates it. Only a ``dead`` delivery of an enabled subscription qualifies; the
+    status is checked in the ``UPDATE`` itself, so two staff redelivering at once (or a worker
+    recording at the same time) cannot both win."""
+    subscription = get_subscription(session, subscription_id)
+    delivery = session.get(WebhookDeliveryRow, delivery_id)
+    if delivery is None or delivery.subscription_id != subscription_id:
+        raise CloudProblem(
+            404,
+            ProblemCode.NOT_FOUND,
+            "Webhook delivery unknown",
+            f"no delivery {delivery_id} of webhook subscription {subscription_id}",
+        )
+    if not subscription.enabled:
+        raise CloudProblem(
+            409,
+            ProblemCode.VALIDATION_FAILED,
+            "Webhook subscription disabled",
+            f"webhook subscription {subscription_id} is disabled; nothing is sent to it",
+        )
+    previous = delivery.attempts
+    changed = session.execute(
+        update(WebhookDeliveryRow)
+        .where(WebhookDeliveryRow.id == delivery_id, WebhookDeliveryRow.status == DEAD)
+        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+        .returning(WebhookDeliveryRow.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if changed is None:
+        session.refresh(delivery)
+        raise CloudProblem(
+            409,
+            ProblemCode.VALIDATION_FAILED,
+            "Webhook delivery not dead-lettered",
+            f"delivery {delivery_id} is {delivery.status}; only a dead letter is redelivered",
+        )
+    event = session.get(OutboxEventRow, delivery.event_seq)
+    assert event is not None  # foreign key
+    return {
+        "id": delivery_id,
+        "webhook_id": event.event_id,
+        "status": PENDING,
+        "previous_attempts": previous,
+        "next_attempt_at": now.isoformat(),
+    }
