@@ -1,7 +1,8 @@
 """``forecourt ledger ...``: verify proofs and exports offline, from files alone; export a log.
 
 Every verification exits 0 when it holds and 1 otherwise, printing the reason (and, for a whole
-log, the first bad index) on standard error.
+log, the first bad index) on standard error. ``verify history`` is the buyer's and the insurer's
+check of a car's whole history as the cloud serves it (``GET /v1/vehicles/{vin}/history``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from forecourt.ledger.audit import audit_log
 from forecourt.ledger.checkpoint import NoteVerifier, SignedCheckpoint
+from forecourt.ledger.entry import ActivityRecord
 from forecourt.ledger.errors import LedgerError, TamperError
 from forecourt.ledger.export import read_export, write_export
 from forecourt.ledger.merkle import leaf_hash
@@ -130,6 +134,56 @@ def verify_log_command(
         f"OK: {report.size} entries, {report.checkpoints} checkpoints, "
         f"verified up to size {report.verified_size}"
     )
+
+
+@verify_app.command("history")
+def verify_history_command(
+    history_file: Path = typer.Argument(
+        ..., help="a car's history as the cloud serves it (GET /v1/vehicles/{vin}/history)"
+    ),
+    key: Path = typer.Option(..., "--key", help=KEY_HELP),
+    vin: str = typer.Option(..., "--vin", help="the car the history must be about"),
+) -> None:
+    """A car's whole history offline: the checkpoint's signature, every record's inclusion, every
+    record about VIN, each listed once; then a table of what happened when.
+
+    Proves that each record shown is in the cloud's log unchanged, not that none was left out
+    (that takes the whole log: ``verify log``). Owners are shown as the commitments the log holds;
+    only the seller's salt opens one.
+    """
+    # Imported here: the ledger's own commands do not load the cloud's lifecycle module.
+    from forecourt.cloud.lifecycle.history import verify_history  # noqa: PLC0415
+
+    try:
+        document = _json(history_file)
+        records = verify_history(document, _key(key), vin)
+        indices = [int(item["index"]) for item in document["records"]]
+    except (LedgerError, OSError, ValueError) as exc:
+        _fail(exc)
+    console = Console(highlight=False)
+    console.print(history_table(vin, indices, records))
+    console.print(
+        f"OK: {len(records)} records of {vin} are in {document.get('origin', 'the log')} "
+        "at the signed checkpoint (records left out would not show here: verify log proves that)"
+    )
+
+
+def history_table(vin: str, indices: list[int], records: list[ActivityRecord]) -> Table:
+    """What happened when, one verified record a row; owners only as their commitments."""
+    table = Table(title=f"History of {vin}", title_justify="left")
+    for column in ("#", "date (UTC)", "kind", "what", "dealer", "owner (commitment)"):
+        table.add_column(column, no_wrap=column != "owner (commitment)")
+    for index, record in zip(indices, records, strict=True):
+        owner = record.commitments.get("owner_ref")
+        table.add_row(
+            str(index),
+            record.timestamp.strftime("%Y-%m-%d %H:%M"),
+            record.kind.value,
+            record.response_status,
+            record.dealer_id,
+            "-" if owner is None else f"{owner[:16]}…",
+        )
+    return table
 
 
 @app.command("export")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import func, select
@@ -116,15 +117,27 @@ def verify_history(
 
     Raises a :class:`~forecourt.ledger.errors.LedgerError`: ``NoteError`` when the checkpoint is
     not signed by the key, ``ProofError`` when a record is not in the log it describes (altered,
-    or proved against another checkpoint), ``EntryError`` when a record is not about ``vin`` or
-    is not an activity record, ``ExportFormatError`` when the document is malformed.
+    or proved against another checkpoint), ``EntryError`` when a record is not about ``vin``, is
+    not an activity record, or is listed twice or out of log order, ``ExportFormatError`` when the
+    document is malformed.
     """
     note = document.get("checkpoint")
     raw = document.get("records")
     if not isinstance(note, str) or not isinstance(raw, list):
         raise ExportFormatError("a history has a 'checkpoint' note and a 'records' list")
     signed = SignedCheckpoint.open(note, verifier)
-    return [_verified(item, signed, vin) for item in _objects(raw)]
+    records = [_verified(item, signed, vin) for item in _objects(raw)]
+    _once_each_in_log_order([int(item["index"]) for item in raw])
+    return records
+
+
+def _once_each_in_log_order(indices: Sequence[int]) -> None:
+    """A record listed twice would show an event twice (a second owner, a second service)."""
+    for before, index in pairwise(indices):
+        if index == before:
+            raise EntryError(f"record {index} is listed twice")
+        if index < before:
+            raise EntryError(f"record {index} is listed after record {before} (not in log order)")
 
 
 def _objects(raw: Sequence[object]) -> list[Mapping[str, Any]]:
