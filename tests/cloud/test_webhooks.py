@@ -488,3 +488,123 @@ def test_deliver_webhooks_once_sends_what_is_due_and_exits(
     [request] = receiver.requests
     verify(secret.secret, request.headers, request.body)
     assert secret.secret not in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "answers", "detail"),
+    [
+        ("https://internal.partner.example/hooks", ["10.0.0.5"], "private"),
+        ("https://metadata.partner.example/latest", ["169.254.169.254"], "link_local"),
+        ("https://cgnat.partner.example/hooks", ["100.64.0.9"], "shared"),
+        ("https://v6.partner.example/hooks", ["fd00::5"], "unique_local"),
+        ("https://[::ffff:10.0.0.1]/hooks", [], "private"),
+        ("https://169.254.169.254/latest/meta-data", [], "link_local"),
+        ("https://gone.partner.example/hooks", [], "does not resolve"),
+        ("https://crm.example.com:22/hooks", [], "port 22 is not allowed"),
+        ("https://crm.example.com:5432/hooks", [], "port 5432 is not allowed"),
+    ],
+)
+def test_a_destination_inside_the_network_is_refused_at_subscription_and_nothing_stored(
+    bench: Bench, url: str, answers: list[str], detail: str
+) -> None:
+    host = httpx.URL(url).host
+    if answers:
+        bench.dns.answers[host] = answers
+    answer = bench.staff.post(
+        "/v1/integrations/webhooks", json={"url": url, "event_types": ["entitlement.granted"]}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "validation_failed"
+    assert detail in answer.json()["detail"]
+    assert bench.staff.get("/v1/integrations/webhooks").json() == []
+
+
+def test_https_on_443_or_8443_to_a_public_host_is_accepted(bench: Bench) -> None:
+    for url in ("https://crm.example.com/hooks", "https://crm.example.com:8443/hooks"):
+        assert bench.subscribe(url)["url"] == url
+
+
+def test_a_name_that_turns_private_after_subscribing_is_refused_at_delivery_then_retried(
+    bench: Bench, receiver: Receiver
+) -> None:
+    """Vetted at subscription (loopback, the opted-in receiver), the name then answers the
+    metadata address: the delivery looks it up again, is refused and sends nothing; once DNS
+    answers right again the retry is delivered with the same webhook-id."""
+    port = httpx.URL(receiver.url).port
+    bench.dns.answers["hooks.partner.example"] = ["127.0.0.1", "169.254.169.254"]
+    bench.subscribe(f"http://hooks.partner.example:{port}/hooks")
+    bench.grant("crm-rebind")
+    [attempt] = bench.dispatcher.run_once().attempts
+    assert (attempt.outcome, attempt.error) == ("retry", "destination_not_allowed")
+    assert receiver.requests == []
+    assert bench.dns.lookups.count("hooks.partner.example") == 2  # subscription, delivery
+    bench.dns.answers["hooks.partner.example"] = ["127.0.0.1"]  # DNS fixed
+    bench.clock.now += bench.dispatcher.policy.first_retry
+    [retried] = bench.dispatcher.run_once().attempts
+    assert retried.outcome == "delivered"
+    assert receiver.ids() == [attempt.webhook_id]
+    assert bench.dns.lookups.count("hooks.partner.example") == 3  # one lookup per connection
+
+
+def test_loopback_is_refused_without_the_opt_in_at_subscription_and_at_delivery(
+    world: CloudWorld, receiver: Receiver, tmp_path: Path
+) -> None:
+    from forecourt.cloud.integrations.subscriptions import create_subscription
+
+    with _bench(world, tmp_path, allow_loopback=False) as bench:
+        answer = bench.staff.post(
+            "/v1/integrations/webhooks",
+            json={"url": receiver.url, "event_types": ["entitlement.granted"]},
+        )
+        assert answer.status_code == 422 and "loopback" in answer.json()["detail"]
+        with world.context.db.transaction() as session:  # made where loopback was allowed
+            create_subscription(
+                session,
+                bench.sealer,
+                url=receiver.url,
+                event_types=["entitlement.granted"],
+                description="moved here from a development cloud",
+                actor="test",
+                now=NOW,
+                destinations=DestinationPolicy(allow_loopback=True),
+            )
+        bench.grant("crm-loopback")
+        [attempt] = bench.dispatcher.run_once().attempts
+        assert (attempt.outcome, attempt.error) == ("retry", "destination_not_allowed")
+        assert receiver.requests == []
+
+
+def test_a_dead_letter_is_redelivered_with_the_same_webhook_id_and_audited(
+    bench: Bench, receiver: Receiver
+) -> None:
+    sub = bench.subscribe(receiver.url)
+    receiver.always = 503
+    bench.grant("crm-redeliver")
+    dispatcher = bench.dispatcher_with(DeliveryPolicy(max_attempts=1))
+    assert [a.outcome for a in dispatcher.run_once().attempts] == ["dead"]
+    dispatcher.close()
+    base = f"/v1/integrations/webhooks/{sub['id']}/deliveries"
+    [letter] = bench.staff.get(f"{base}?status=dead").json()
+    receiver.always = None
+    answer = bench.staff.post(f"{base}/{letter['id']}/redeliver")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["webhook_id"] == letter["webhook_id"]
+    assert answer.json()["previous_attempts"] == 1
+    [attempt] = bench.dispatcher.run_once().attempts
+    assert attempt.outcome == "delivered"
+    assert receiver.ids() == [letter["webhook_id"], letter["webhook_id"]]
+    [after] = bench.staff.get(base).json()
+    assert (after["status"], after["attempts"]) == ("delivered", 1)
+    with bench.world.context.db.sessions() as session:
+        [audit] = session.scalars(select(AuditRow).where(AuditRow.action == "webhook_redelivered"))
+    assert audit.subject == sub["id"] and audit.detail["delivery_id"] == letter["id"]
+    again = bench.staff.post(f"{base}/{letter['id']}/redeliver")  # delivered is no dead letter
+    assert again.status_code == 409 and "delivered" in again.json()["detail"]
+    other = bench.subscribe(receiver.url)
+    elsewhere = bench.staff.post(
+        f"/v1/integrations/webhooks/{other['id']}/deliveries/{letter['id']}/redeliver"
+    )
+    assert elsewhere.status_code == 404
+    with bench.world.context.db.sessions() as session:
+        audits = session.scalars(select(AuditRow).where(AuditRow.action == "webhook_redelivered"))
+        assert len(list(audits)) == 1  # refusals change nothing
