@@ -120,6 +120,8 @@ def test_loopback_is_allowed_only_with_the_opt_in() -> None:
     assert DestinationPolicy.from_environment({ALLOW_LOOPBACK_ENV: "1"}).allow_loopback
     assert not DestinationPolicy.from_environment({ALLOW_LOOPBACK_ENV: "true"}).allow_loopback
     assert not DestinationPolicy.from_environment({}).allow_loopback
+    production = {ALLOW_LOOPBACK_ENV: "1", "FORECOURT_ENVIRONMENT": "production"}
+    assert not DestinationPolicy.from_environment(production).allow_loopback
 
 
 def test_a_name_with_one_internal_answer_among_public_ones_is_refused() -> None:

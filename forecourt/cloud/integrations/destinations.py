@@ -10,7 +10,7 @@ cloud metadata service at 169.254.169.254, an admin port). The rules:
   benchmarking ranges; an IPv4 address embedded in IPv6 (``::ffff:a.b.c.d``, NAT64
   ``64:ff9b::/96``, 6to4 ``2002::/16``) is judged as that IPv4 address.
 * Loopback is allowed only when the deployment opts in (``FORECOURT_WEBHOOK_ALLOW_LOOPBACK=1``),
-  for a receiver on the same host in development and tests; production leaves it unset.
+  for a receiver on the same host in development and tests; in production the opt-in is refused.
 * The check runs when a subscription is made and again at each connection the delivery opens,
   and the connection goes to the address that was checked: :class:`VettingBackend` resolves,
   vets and dials in one step, so a DNS answer that changes between a check and the dial (DNS
@@ -33,6 +33,7 @@ import httpcore
 import httpx
 
 from forecourt.logging import get_logger
+from forecourt.settings import Environment, load_settings
 
 _log = get_logger("cloud.integrations.destinations")
 
@@ -142,11 +143,16 @@ class DestinationPolicy:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> DestinationPolicy:
         """The policy a process runs with: loopback only if ``FORECOURT_WEBHOOK_ALLOW_LOOPBACK``
-        is ``1`` (logged as a warning, since production must never set it)."""
-        allow = (os.environ if environ is None else environ).get(ALLOW_LOOPBACK_ENV) == "1"
-        if allow:
-            _log.warning("webhook_loopback_allowed", setting=ALLOW_LOOPBACK_ENV)
-        return cls(allow_loopback=allow)
+        is ``1`` outside production (logged as a warning). A production process that sets it
+        keeps loopback refused and logs an error: the setting is for development and tests."""
+        source = os.environ if environ is None else environ
+        if source.get(ALLOW_LOOPBACK_ENV) != "1":
+            return cls()
+        if _is_production(environ):
+            _log.error("webhook_loopback_refused_in_production", setting=ALLOW_LOOPBACK_ENV)
+            return cls()
+        _log.warning("webhook_loopback_allowed", setting=ALLOW_LOOPBACK_ENV)
+        return cls(allow_loopback=True)
 
     def vet(self, host: str, port: int) -> tuple[IPAddress, ...]:
         """Every address ``host`` resolves to, in the resolver's order, if all are allowed.
@@ -175,6 +181,18 @@ class DestinationPolicy:
             if reason is not None:
                 raise DestinationNotAllowed(host, reason, str(address))
         return tuple(found)
+
+
+def _is_production(environ: Mapping[str, str] | None) -> bool:
+    """Whether the process runs as production: from ``environ`` when given (tests), else from
+    the process settings (variables and the ``FORECOURT_CONFIG`` file); settings that do not
+    load count as production, so a broken configuration never widens the destinations."""
+    if environ is not None:
+        return environ.get("FORECOURT_ENVIRONMENT", "development") == Environment.PRODUCTION
+    try:
+        return load_settings().environment is Environment.PRODUCTION
+    except ValueError:
+        return True
 
 
 def all_loopback(addresses: Iterable[IPAddress]) -> bool:
