@@ -23,11 +23,13 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import typer
 import uvicorn
@@ -72,7 +74,13 @@ from forecourt.edge.operators import (
     bootstrap_first_admin,
 )
 from forecourt.edge.operators.repository import OperatorRepository
-from forecourt.edge.operators.sealing import TOTP_KEY_ATTRIBUTE, TotpKey
+from forecourt.edge.operators.sealing import (
+    TOTP_KEY_ATTRIBUTE,
+    TOTP_KEY_FILE,
+    TotpKey,
+    TotpKeyRotationError,
+    rotate_totp_key,
+)
 from forecourt.edge.operators.totp import TotpEnrolment
 from forecourt.edge.wiring import (
     EdgeSettings,
@@ -963,6 +971,77 @@ def operator_enrol_command(  # noqa: PLR0917 - Typer maps each parameter to an o
             typer.echo(f"operator {username} enrolled")
 
     _run(console, body)
+
+
+@operator_app.command("rotate-totp-key")
+def operator_rotate_totp_key_command(
+    data_dir: Path | None = _DATA_DIR,
+    database_url: str | None = _EDGE_DB,
+) -> None:
+    """Seal every operator's TOTP secret under a new key (operator-totp.key), with the edge stopped.
+
+    Confirmed and pending secrets are re-sealed in one transaction, then the key file is replaced
+    atomically; the previous key stays readable as operator-totp.key.old until the next rotation
+    (rotate twice to retire a leaked key for good). Interrupted, it loses nothing: run it again.
+    Exit codes: 0 rotated, 1 a stored secret opens under no key of this edge (nothing changed),
+    2 no key to rotate, 3 refused while the edge is running."""
+    console = Console(highlight=False)
+
+    def body() -> None:
+        settings = load_settings()
+        directory = data_dir or settings.data_dir / "edge"
+        if not (directory / TOTP_KEY_FILE).exists():
+            raise _rotation_refused(f"no {TOTP_KEY_FILE} in {directory}: nothing to rotate")
+        running = _running_console(directory)
+        if running is not None:
+            raise _rotation_refused(
+                f"the edge is running ({running}): it holds the old key in memory and would "
+                "refuse every re-sealed secret; stop it, rotate, start it again",
+                EXIT_REFUSED,
+            )
+        url = database_url or settings.database_url or f"sqlite:///{directory / 'edge.sqlite3'}"
+        engine = create_engine_for(url)
+        try:
+            migrate(engine, EDGE_BRANCHES, {TOTP_KEY_ATTRIBUTE: TotpKey.load_or_create(directory)})
+            rotation = rotate_totp_key(directory, session_factory(engine))
+        except TotpKeyRotationError as exc:
+            raise CliProblem(str(exc), EXIT_FAILED) from exc
+        finally:
+            engine.dispose()
+        resumed = " (an interrupted rotation finished)" if rotation.resumed else ""
+        console.print(
+            f"TOTP key rotated{resumed}: {rotation.resealed} secrets re-sealed under key "
+            f"{rotation.key_id}; key {rotation.retired_key_id} kept readable until the next "
+            "rotation"
+        )
+
+    _run(console, body)
+
+
+def _rotation_refused(reason: str, exit_code: int = 2) -> CliProblem:
+    _log.warning("totp_key_rotation_refused", reason=reason)
+    return CliProblem(reason, exit_code)
+
+
+def _running_console(directory: Path) -> str | None:
+    """The console URL of an edge serving from ``directory``, or None.
+
+    ``serve`` writes console.json and leaves it behind when it stops, so the file alone proves
+    nothing: whether something still accepts connections on its address decides."""
+    try:
+        url = LocalEndpoint.read(directory).url
+    except EndpointNotFound:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if host in {"0.0.0.0", "::"}:  # noqa: S104 - bound to every address: ask the loopback one
+        host = "127.0.0.1"
+    try:
+        with socket.create_connection((host, port), timeout=2.0):
+            return url
+    except OSError:
+        return None
 
 
 # -- transparency report -------------------------------------------------------------------------
