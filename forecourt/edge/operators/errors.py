@@ -114,7 +114,8 @@ class TotpSecretUnreadable(OperatorError):
 
     Raised by :mod:`forecourt.edge.operators.sealing`; the service turns it into the refusal of the
     operation at hand (a login, an enrolment) after logging it. ``reason`` is ``not_sealed``,
-    ``malformed`` or ``tag_mismatch``; neither the stored value nor the secret is ever carried.
+    ``malformed``, ``tag_mismatch`` or ``unknown_key`` (sealed under a key this edge no longer
+    holds); neither the stored value nor the secret is ever carried.
     """
 
     def __init__(self, operator_id: str, reason: str) -> None:
