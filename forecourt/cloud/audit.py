@@ -3,11 +3,13 @@
 The row lands in the caller's transaction, so a change and its audit commit or roll back
 together; the log event (``registry_changed``) feeds the central log pipeline. Actors are named
 by what authenticated them: ``edge:<certificate serial hex>`` or ``staff:<token subject>``.
+A change that is also a leaf of the cloud's Merkle log names it in ``detail["ledger"]``
+(:func:`ledger_reference`), so staff go from the row to the leaf and its inclusion proof.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +27,11 @@ def edge_actor(certificate_serial: int) -> str:
 
 def staff_actor(subject: str) -> str:
     return f"staff:{subject}"
+
+
+def ledger_reference(origin: str, indices: Iterable[int]) -> dict[str, Any]:
+    """Where an audited change is in the cloud's log: the log's origin and the leaf indices."""
+    return {"origin": origin, "indices": list(indices)}
 
 
 def record_change(
@@ -61,4 +68,4 @@ def record_change(
     )
 
 
-__all__ = ["edge_actor", "record_change", "staff_actor"]
+__all__ = ["edge_actor", "ledger_reference", "record_change", "staff_actor"]

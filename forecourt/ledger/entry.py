@@ -170,6 +170,8 @@ class DealerEventKind(StrEnum):
     OPERATOR_CREATED = "operator-created"
     OPERATOR_ENROLLED = "operator-enrolled"
     OPERATOR_ROLE_CHANGED = "operator-role-changed"
+    #: OEM staff confirmed the elevated role an edge claims for an operator (the cloud's log).
+    OPERATOR_ROLE_CONFIRMED = "operator-role-confirmed"
     OPERATOR_LOCKED = "operator-locked"
     OPERATOR_ACTIVATED = "operator-activated"
     OPERATOR_DEACTIVATED = "operator-deactivated"

@@ -20,7 +20,12 @@ from forecourt.ledger.checkpoint import (
     SignedCheckpoint,
     verifier_for,
 )
-from forecourt.ledger.entry import ActivityRecord, EdgeCheckpointRecord, commit
+from forecourt.ledger.entry import (
+    ActivityRecord,
+    DealerEventRecord,
+    EdgeCheckpointRecord,
+    commit,
+)
 from forecourt.ledger.repository import MerkleLogStore
 from forecourt.logging import get_logger
 
@@ -97,6 +102,28 @@ def append_activities_in(
     may be read (a second batch in one transaction would read the first one's rows, which a
     rollback then discards). Needs no signing key: checkpoints are issued elsewhere.
     """
+    return _append_committed_in(store, session, items)
+
+
+def append_dealer_events_in(
+    store: MerkleLogStore,
+    session: Session,
+    items: Sequence[tuple[DealerEventRecord, Mapping[str, str]]],
+) -> list[int]:
+    """:func:`append_activities_in` for dealer-level events (operator accounts and their roles).
+
+    ``personal`` holds ``actor_id`` and ``subject_id``; both become commitments, their salts are
+    written apart in the same transaction. The same rule holds: once per transaction.
+    """
+    return _append_committed_in(store, session, items)
+
+
+def _append_committed_in(
+    store: MerkleLogStore,
+    session: Session,
+    items: Sequence[tuple[ActivityRecord | DealerEventRecord, Mapping[str, str]]],
+) -> list[int]:
+    """The one place a record's personal values are committed and their salts kept apart."""
     prepared: list[tuple[bytes, dict[str, bytes]]] = []
     for record, personal in items:
         commitments, salts = commit(personal)

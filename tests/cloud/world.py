@@ -29,6 +29,7 @@ from forecourt.cloud.context import CloudContext
 from forecourt.cloud.db import Database
 from forecourt.cloud.registry.dealers import (
     OperatorClaim,
+    RegistryLedger,
     confirm_role,
     merge_edge_operators,
     record_certificate,
@@ -47,6 +48,7 @@ from forecourt.core import (
     to_json,
 )
 from forecourt.demo.data import DemoWorld, generate_world
+from forecourt.ledger.repository import MerkleLogStore
 from forecourt.trust._sslib import CryptoSigner
 from forecourt.trust.issuer import RepositoryKeys, RoleSigners
 from forecourt.trust.oem_pki import IssuedCertificate, OemPki
@@ -200,27 +202,6 @@ def _fill(database: Database, seed: _Seed) -> str:
         session.flush()
         for dealer in seed.demo.dealers:
             record_certificate(session, dealer.dealer_id, seed.certs[dealer.dealer_id].cert)
-            merge_edge_operators(
-                session,
-                dealer.dealer_id,
-                edge_name(dealer.dealer_id),
-                certificate_serial=seed.certs[dealer.dealer_id].cert.serial_number,
-                operators=[
-                    OperatorClaim(OPERATOR, "technician"),
-                    OperatorClaim(AUDITOR, "auditor"),
-                    OperatorClaim(MANAGER, "service_manager"),
-                ],
-                now=NOW,
-            )
-            confirm_role(
-                session,
-                dealer.dealer_id,
-                edge_name(dealer.dealer_id),
-                MANAGER,
-                role="service_manager",
-                by="staff:oem-admin",
-                now=NOW,
-            )
         for feature in seed.demo.catalog.features:
             put_feature(session, feature)
         for package in seed.demo.catalog.packages:
@@ -232,7 +213,46 @@ def _fill(database: Database, seed: _Seed) -> str:
         session.flush()
         for number, entitlement in enumerate(seed.demo.entitlements):
             grant(session, entitlement, f"demo-{number}", NOW)
-        return issue_token(session, "oem-admin", frozenset(s.value for s in Scope), NOW)
+        token = issue_token(session, "oem-admin", frozenset(s.value for s in Scope), NOW)
+    _register_operators(database, seed)
+    return token
+
+
+def _register_operators(database: Database, seed: _Seed) -> None:
+    """Each edge's operators as the edge pushes them, the manager's role as staff confirm it.
+
+    One transaction per change: each is a leaf of the cloud's log, which takes one append per
+    transaction."""
+    ledger = RegistryLedger(MerkleLogStore(database.engine), CloudConfig.ledger_origin)
+    try:
+        for dealer in seed.demo.dealers:
+            with database.transaction() as session:
+                merge_edge_operators(
+                    session,
+                    dealer.dealer_id,
+                    edge_name(dealer.dealer_id),
+                    certificate_serial=seed.certs[dealer.dealer_id].cert.serial_number,
+                    operators=[
+                        OperatorClaim(OPERATOR, "technician"),
+                        OperatorClaim(AUDITOR, "auditor"),
+                        OperatorClaim(MANAGER, "service_manager"),
+                    ],
+                    now=NOW,
+                    ledger=ledger,
+                )
+            with database.transaction() as session:
+                confirm_role(
+                    session,
+                    dealer.dealer_id,
+                    edge_name(dealer.dealer_id),
+                    MANAGER,
+                    role="service_manager",
+                    by="staff:oem-admin",
+                    now=NOW,
+                    ledger=ledger,
+                )
+    finally:
+        ledger.store.close()
 
 
 def _sqlite_path(url: str) -> Path:

@@ -11,21 +11,34 @@ recorded as *claimed* and carries technician rights in the cloud until OEM staff
 (:func:`confirm_role`). The dealer's own ``dealer_admin`` cannot confirm it: the cloud only ever
 hears of a dealer admin through the same edge key, so such a confirmation would add nothing
 against a stolen edge key. Every change is written to the audit (:mod:`forecourt.cloud.audit`).
+
+Every change is also a :class:`~forecourt.ledger.entry.DealerEventRecord` leaf of the cloud's
+Merkle log, appended in the transaction of the change (one append per transaction: an edge's
+whole push is one batch), so a third party can prove it happened with the log's key alone. Who
+acted (``edge:<serial>`` or ``staff:<subject>``) and the operator it concerned are in the leaf only
+as salted commitments; the evidence hash is over ``{"event": kind, **audit detail}``, which names
+no person. Each audit row names its leaf (``detail.ledger``: origin and index); a push that
+changes nothing appends nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 from sqlalchemy import Connection, and_, exists, select
 from sqlalchemy.orm import Session
 
-from forecourt.cloud.audit import edge_actor, record_change
+from forecourt.cloud.audit import edge_actor, ledger_reference, record_change
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.core import Dealer, Market
+from forecourt.ledger.entry import DealerEventKind, DealerEventRecord, canonical_json
+from forecourt.ledger.log import append_dealer_events_in
+from forecourt.ledger.repository import MerkleLogStore
 from forecourt.store.registry import DealerCertificateRow, DealerRow, EdgeOperatorRow
 
 #: Roles (as the edge names them) allowed to start an activation; mirrors the edge's matrix.
@@ -83,13 +96,27 @@ def dealer_unknown(dealer_id: str) -> CloudProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistryLedger:
+    """The cloud's Merkle log as the operator registry writes to it.
+
+    ``store`` must be the log's own store (one per log: it caches subtree hashes), ``origin`` is
+    what audit rows name beside a leaf's index so staff can find it again."""
+
+    store: MerkleLogStore
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorChanges:
-    """What one edge's push changed (operator ids), and which elevated roles await confirmation."""
+    """What one edge's push changed (operator ids), and which elevated roles await confirmation.
+
+    ``ledger_indices`` are the cloud log's leaves for the changes (none when nothing changed)."""
 
     added: tuple[str, ...]
     removed: tuple[str, ...]
     role_changed: tuple[str, ...]
     unconfirmed: tuple[str, ...]
+    ledger_indices: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -97,7 +124,69 @@ class OperatorChanges:
             "removed": list(self.removed),
             "role_changed": list(self.role_changed),
             "unconfirmed": list(self.unconfirmed),
+            "ledger_indices": list(self.ledger_indices),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One registry change about one operator, before it is ledgered and audited."""
+
+    kind: DealerEventKind
+    action: str
+    operator_id: str
+    role: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self, dealer_id: str, edge: str, now: datetime) -> DealerEventRecord:
+        evidence = canonical_json({"event": self.kind.value, **self.detail})
+        return DealerEventRecord(
+            timestamp=now,
+            kind=self.kind,
+            dealer_id=dealer_id,
+            edge_id=edge,
+            evidence_hash=hashlib.sha256(evidence).hexdigest(),
+            role=self.role,
+        )
+
+
+def _ledger_and_audit(
+    session: Session,
+    ledger: RegistryLedger,
+    changes: list[_Change],
+    *,
+    dealer_id: str,
+    edge: str,
+    actor: str,
+    now: datetime,
+) -> tuple[int, ...]:
+    """Append every change as one batch, then audit each naming its leaf; all in ``session``.
+
+    The registry rows are flushed first, so a change the database refuses fails before anything
+    reaches the log; an audit row that fails afterwards rolls the leaves back with it."""
+    if not changes:
+        return ()
+    session.flush()
+    indices = append_dealer_events_in(
+        ledger.store,
+        session,
+        [
+            (c.record(dealer_id, edge, now), {"actor_id": actor, "subject_id": c.operator_id})
+            for c in changes
+        ],
+    )
+    for change, index in zip(changes, indices, strict=True):
+        record_change(
+            session,
+            at=now,
+            actor=actor,
+            action=change.action,
+            subject=change.operator_id,
+            dealer_id=dealer_id,
+            edge=edge,
+            detail={**change.detail, "ledger": ledger_reference(ledger.origin, [index])},
+        )
+    return tuple(indices)
 
 
 def _check_roles(listed: list[OperatorClaim]) -> None:
@@ -129,12 +218,14 @@ def merge_edge_operators(
     certificate_serial: int,
     operators: Iterable[OperatorClaim],
     now: datetime,
+    ledger: RegistryLedger,
 ) -> OperatorChanges:
     """Make ``edge``'s operator list exactly ``operators``; other edges' lists are untouched.
 
-    Each addition, removal and role change is audited under the edge's certificate serial. A
-    role change drops a confirmation that no longer matches; the confirmation of an unchanged
-    role is kept."""
+    Each addition (``operator-created``), removal (``operator-deactivated``) and role change is
+    a leaf of ``ledger`` and an audit row under the edge's certificate serial, in the caller's
+    transaction. A role change drops a confirmation that no longer matches; the confirmation of
+    an unchanged role is kept."""
     listed = list(operators)
     _check_roles(listed)
     current = {
@@ -145,27 +236,40 @@ def merge_edge_operators(
             .with_for_update()
         )
     }
-    actor = edge_actor(certificate_serial)
     wanted = {c.operator_id: c.role for c in listed}
-    added, removed, changed = [], [], []
+    unconfirmed = tuple(
+        sorted(
+            operator_id
+            for operator_id, role in wanted.items()
+            if role in ELEVATED_ROLES
+            and (current.get(operator_id) is None or current[operator_id].confirmed_role != role)
+        )
+    )
+    changes: list[_Change] = []
     for operator_id, row in sorted(current.items()):
         if operator_id not in wanted:
-            removed.append(operator_id)
-            session.delete(row)
-            record_change(
-                session,
-                at=now,
-                actor=actor,
-                action="operator_removed",
-                subject=operator_id,
-                dealer_id=dealer_id,
-                edge=edge,
-                detail={"role": row.role},
+            changes.append(
+                _Change(
+                    DealerEventKind.OPERATOR_DEACTIVATED,
+                    "operator_removed",
+                    operator_id,
+                    row.role,
+                    {"role": row.role},
+                )
             )
+            session.delete(row)
     for operator_id, role in sorted(wanted.items()):
         found = current.get(operator_id)
         if found is None:
-            added.append(operator_id)
+            changes.append(
+                _Change(
+                    DealerEventKind.OPERATOR_CREATED,
+                    "operator_added",
+                    operator_id,
+                    role,
+                    {"role": role},
+                )
+            )
             session.add(
                 EdgeOperatorRow(
                     dealer_id=dealer_id,
@@ -177,41 +281,40 @@ def merge_edge_operators(
                     updated_at=now,
                 )
             )
-            record_change(
-                session,
-                at=now,
-                actor=actor,
-                action="operator_added",
-                subject=operator_id,
-                dealer_id=dealer_id,
-                edge=edge,
-                detail={"role": role},
-            )
         elif found.role != role:
-            changed.append(operator_id)
-            record_change(
-                session,
-                at=now,
-                actor=actor,
-                action="operator_role_changed",
-                subject=operator_id,
-                dealer_id=dealer_id,
-                edge=edge,
-                detail={"from": found.role, "to": role},
+            changes.append(
+                _Change(
+                    DealerEventKind.OPERATOR_ROLE_CHANGED,
+                    "operator_role_changed",
+                    operator_id,
+                    role,
+                    {"from": found.role, "to": role},
+                )
             )
             found.role, found.updated_at = role, now
             if found.confirmed_role != role:
                 found.confirmed_role, found.confirmed_by = None, None
-    session.flush()
-    unconfirmed = tuple(
-        sorted(
-            operator_id
-            for operator_id, role in wanted.items()
-            if role in ELEVATED_ROLES
-            and (current.get(operator_id) is None or current[operator_id].confirmed_role != role)
-        )
+    indices = _ledger_and_audit(
+        session,
+        ledger,
+        changes,
+        dealer_id=dealer_id,
+        edge=edge,
+        actor=edge_actor(certificate_serial),
+        now=now,
     )
-    return OperatorChanges(tuple(added), tuple(removed), tuple(changed), unconfirmed)
+    session.flush()
+
+    def ids(kind: DealerEventKind) -> tuple[str, ...]:
+        return tuple(c.operator_id for c in changes if c.kind is kind)
+
+    return OperatorChanges(
+        added=ids(DealerEventKind.OPERATOR_CREATED),
+        removed=ids(DealerEventKind.OPERATOR_DEACTIVATED),
+        role_changed=ids(DealerEventKind.OPERATOR_ROLE_CHANGED),
+        unconfirmed=unconfirmed,
+        ledger_indices=indices,
+    )
 
 
 def confirm_role(
@@ -223,8 +326,10 @@ def confirm_role(
     role: str,
     by: str,
     now: datetime,
-) -> None:
-    """OEM staff confirm the elevated ``role`` an edge claims for ``operator_id``.
+    ledger: RegistryLedger,
+) -> int:
+    """OEM staff confirm the elevated ``role`` an edge claims for ``operator_id``; returns the
+    confirmation's leaf index in ``ledger`` (``operator-role-confirmed``, ``by`` committed).
 
     The role confirmed must be the one currently claimed, so a confirmation can never grant
     more than the edge asked for; it lapses when the edge later claims another role."""
@@ -244,16 +349,17 @@ def confirm_role(
             f"operator {operator_id} is registered as {row.role}, not {role}",
         )
     row.confirmed_role, row.confirmed_by = role, by
-    record_change(
-        session,
-        at=now,
-        actor=by,
-        action="operator_role_confirmed",
-        subject=operator_id,
-        dealer_id=dealer_id,
-        edge=edge,
-        detail={"role": role},
+    confirmed = _Change(
+        DealerEventKind.OPERATOR_ROLE_CONFIRMED,
+        "operator_role_confirmed",
+        operator_id,
+        role,
+        {"role": role},
     )
+    [index] = _ledger_and_audit(
+        session, ledger, [confirmed], dealer_id=dealer_id, edge=edge, actor=by, now=now
+    )
+    return index
 
 
 def _operator_row(
@@ -384,6 +490,7 @@ __all__ = [
     "CertificateStanding",
     "OperatorChanges",
     "OperatorClaim",
+    "RegistryLedger",
     "certificate_standing",
     "confirm_role",
     "dealer_and_operator",

@@ -16,6 +16,7 @@ from forecourt.cloud.lifecycle.service import LifecycleService
 from forecourt.cloud.problems import CloudProblem, ProblemCode
 from forecourt.cloud.registry.dealers import (
     OperatorClaim,
+    RegistryLedger,
     confirm_role,
     dealer_from_row,
     get_dealer,
@@ -150,15 +151,18 @@ def registry_router(lifecycle: LifecycleService) -> APIRouter:
         with get_context(request).db.sessions() as session:
             return [to_json(dealer_from_row(r)) for r in session.query(DealerRow).all()]
 
+    # Operator changes go to the cloud log through the lifecycle's store: one store per log.
+    ledger = RegistryLedger(lifecycle.store, lifecycle.origin)
     _ledger_key_route(router)
-    _role_confirmation_route(router)
+    _role_confirmation_route(router, ledger)
 
     @router.put("/dealer/operators")
     def sync_operators(body: OperatorsIn, dealer: DealerDep, request: Request) -> dict[str, object]:
         """The calling edge replaces *its own* operator list (ids and roles, no secrets).
 
         The dealer and edge come from the client certificate; other edges' lists stay. Elevated
-        roles are listed as ``unconfirmed`` until OEM staff confirm them."""
+        roles are listed as ``unconfirmed`` until OEM staff confirm them. Each change is a leaf
+        of the cloud's log (``ledger_indices``), committed with the list."""
         try:
             claims = [OperatorClaim(o["operator_id"], o["role"]) for o in body.operators]
         except KeyError as exc:
@@ -174,6 +178,7 @@ def registry_router(lifecycle: LifecycleService) -> APIRouter:
                 certificate_serial=dealer.certificate_serial,
                 operators=claims,
                 now=context.config.clock(),
+                ledger=ledger,
             )
         return {"operators": len(claims), **changes.to_json()}
 
@@ -198,7 +203,7 @@ def _ledger_key_route(router: APIRouter) -> None:
         return registered.to_json()
 
 
-def _role_confirmation_route(router: APIRouter) -> None:
+def _role_confirmation_route(router: APIRouter, ledger: RegistryLedger) -> None:
     @router.put("/dealers/{dealer_id}/edges/{edge_id}/operators/{operator_id}/confirmation")
     def confirm_operator_role(
         dealer_id: str,
@@ -208,11 +213,12 @@ def _role_confirmation_route(router: APIRouter) -> None:
         request: Request,
         *,
         staff: StaffCaller = require_scope(Scope.DEALERS_ADMIN),
-    ) -> dict[str, str]:
-        """OEM staff confirm the elevated role an edge claims for one of its operators."""
+    ) -> dict[str, object]:
+        """OEM staff confirm the elevated role an edge claims for one of its operators; the
+        confirmation is a leaf of the cloud's log (``ledger_index``), committed with it."""
         context = get_context(request)
         with context.db.transaction() as session:
-            confirm_role(
+            index = confirm_role(
                 session,
                 dealer_id,
                 edge_id,
@@ -220,5 +226,6 @@ def _role_confirmation_route(router: APIRouter) -> None:
                 role=body.role,
                 by=staff_actor(staff.subject),
                 now=context.config.clock(),
+                ledger=ledger,
             )
-        return {"operator_id": operator_id, "confirmed_role": body.role}
+        return {"operator_id": operator_id, "confirmed_role": body.role, "ledger_index": index}
