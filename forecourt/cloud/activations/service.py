@@ -77,8 +77,14 @@ class ActivationRequest:
     nonce: str
     consent: ConsentRecord | None
 
-    def digest(self) -> str:
-        """SHA-256 of everything but the request id: what "the same request" means."""
+    def consent_json(self) -> Any:
+        """The consent record as plain JSON (what the digest covers and the bundle carries)."""
+        return to_json(self.consent)
+
+    def digest(self, consent_json: Any = None) -> str:
+        """SHA-256 of everything but the request id: what "the same request" means.
+
+        ``consent_json``: :meth:`consent_json`, when the caller already has it."""
         body = {
             "vin": self.vin,
             "operator": [self.operator.operator_id, self.operator.role],
@@ -87,7 +93,7 @@ class ActivationRequest:
                 [e.role, e.serial, e.hardware_number, e.software_version] for e in self.inventory
             ),
             "nonce": self.nonce,
-            "consent": to_json(self.consent),
+            "consent": self.consent_json() if consent_json is None else consent_json,
         }
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
@@ -148,13 +154,15 @@ class ActivationService:
     def authorise(self, request: ActivationRequest, dealer_id: str, edge: str) -> IssuedActivation:
         """Decide and sign ``request`` of ``edge`` (the certificate's edge) of ``dealer_id``."""
         now = self._context.config.clock()
-        digest = request.digest()
+        consent = request.consent_json()  # once: the digest and the bundle both carry it
+        digest = request.digest(consent)
         for _attempt in range(3):
             try:
                 with self._db.transaction() as session:
                     outcome = self._claim_and_decide(
-                        session, request, dealer_id, edge=edge, digest=digest, now=now
-                    )
+                        session, request, dealer_id, edge=edge, digest=digest, now=now,
+                        consent=consent,
+                    )  # fmt: skip
             except IntegrityError:
                 replay = self._after_conflict(request, dealer_id, digest, now)
                 if replay is not None:
@@ -188,8 +196,11 @@ class ActivationService:
         edge: str,
         digest: str,
         now: datetime,
+        consent: Any,
     ) -> IssuedActivation | list[dict[str, Any]]:
-        """Claim, decide and sign inside ``session``'s transaction; refusals are recorded."""
+        """Claim, decide and sign inside ``session``'s transaction; refusals are recorded.
+
+        ``consent`` is the request's consent record as plain JSON (None without one)."""
         claim = ActivationRow(
             request_id=request.request_id,
             request_digest=digest,
@@ -222,7 +233,7 @@ class ActivationService:
             activation_counter=counter,
             feature_until=feature_until,
             feature_requires=requires,
-            consent=to_json(request.consent) if request.consent else {},  # type: ignore[arg-type]
+            consent=consent if request.consent else {},
             now=now,
             expires=expires,
             images=images,
