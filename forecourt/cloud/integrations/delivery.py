@@ -35,11 +35,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Result, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -52,7 +52,13 @@ from forecourt.cloud.integrations.destinations import (
     VettingTransport,
 )
 from forecourt.cloud.integrations.sealing import SecretSealer, SecretUnreadable, WebhookKeyError
-from forecourt.cloud.integrations.subscriptions import DEAD, DELIVERED, PENDING, signing_secrets
+from forecourt.cloud.integrations.subscriptions import (
+    CANCELLED,
+    DEAD,
+    DELIVERED,
+    PENDING,
+    signing_secrets,
+)
 from forecourt.cloud.integrations.verify import secret_key, sign
 from forecourt.logging import get_logger
 from forecourt.store.registry import (
@@ -83,10 +89,15 @@ class DeliveryPolicy:
     """Longer than a send can take (timeout), so no other worker takes a row still in flight."""
     claim_batch: int = 20
     fan_out_batch: int = 200
+    retention: timedelta = timedelta(days=30)
+    """How long a dispatched event and its finished deliveries are kept (:meth:`prune`)."""
+    prune_every: timedelta = timedelta(hours=1)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.timeout_s <= 0 or self.claim_batch < 1:
             raise ValueError(f"unusable delivery policy {self}")
+        if self.retention <= timedelta(0):
+            raise ValueError("the retention must be positive")
         if self.lease.total_seconds() <= self.timeout_s:
             raise ValueError("the lease must outlast the request timeout")
 
@@ -178,6 +189,10 @@ class WebhookDispatcher:
     def close(self) -> None:
         self._client.close()
 
+    def now(self) -> datetime:
+        """The dispatcher's clock (injected in tests)."""
+        return self._clock()
+
     def run_once(self, stop: threading.Event | None = None) -> RunReport:
         """Fan out every waiting event, then send every delivery due now, claim by claim.
 
@@ -189,6 +204,40 @@ class WebhookDispatcher:
         while not stopping.is_set() and (claimed := self.claim()):
             report.attempts.extend(self.send(c) for c in claimed)
         return report
+
+    def prune(self) -> tuple[int, int]:
+        """Forget what is done: deliveries ``delivered`` or ``cancelled`` of events dispatched
+        more than ``policy.retention`` ago, then those events if no delivery of theirs is left.
+
+        A ``dead`` or ``pending`` delivery keeps its event (it may still be redelivered or sent),
+        so nothing a partner could still receive is lost. Returns (deliveries, events) removed.
+        Without it the outbox grows with every activation for ever."""
+        cutoff = self._clock() - self.policy.retention
+        old = select(OutboxEventRow.seq).where(
+            OutboxEventRow.dispatched_at.is_not(None), OutboxEventRow.dispatched_at < cutoff
+        )
+        with self._db.transaction() as session:
+            deliveries = _removed(
+                session.execute(
+                    delete(WebhookDeliveryRow).where(
+                        WebhookDeliveryRow.event_seq.in_(old),
+                        WebhookDeliveryRow.status.in_((DELIVERED, CANCELLED)),
+                    )
+                )
+            )
+            events = _removed(
+                session.execute(
+                    delete(OutboxEventRow).where(
+                        OutboxEventRow.seq.in_(old),
+                        ~select(WebhookDeliveryRow.id)
+                        .where(WebhookDeliveryRow.event_seq == OutboxEventRow.seq)
+                        .exists(),
+                    )
+                )
+            )
+        if deliveries or events:
+            _log.info("webhook_outbox_pruned", deliveries=deliveries, events=events)
+        return deliveries, events
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -352,6 +401,11 @@ class WebhookDispatcher:
         )
 
 
+def _removed(result: Result[Any]) -> int:
+    """Rows a DELETE removed (a DELETE's result is a cursor result, which counts them)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
 def _still_ours(session: Session, claimed: Claimed, values: dict[str, Any]) -> None:
     session.execute(
         update(WebhookDeliveryRow)
@@ -368,14 +422,20 @@ def _still_ours(session: Session, claimed: Claimed, values: dict[str, Any]) -> N
 async def deliver_forever(
     dispatcher: WebhookDispatcher, stop: threading.Event, interval_s: float = 2.0
 ) -> None:
-    """The server's delivery loop: a run, then a pause of ``interval_s``, until ``stop``.
+    """The server's delivery loop: a run, then a pause of ``interval_s``, until ``stop``; every
+    ``policy.prune_every`` it also prunes the outbox (:meth:`WebhookDispatcher.prune`).
 
     A run's database work and sends happen in a thread, so the event loop keeps answering
     requests. A failed run (database unreachable, webhook key unusable) is logged and tried
     again at the next tick; it never stops the server."""
+    pruned_at: datetime | None = None
     while not stop.is_set():
         try:
             report = await asyncio.to_thread(dispatcher.run_once, stop)
+            now = dispatcher.now()
+            if pruned_at is None or now - pruned_at >= dispatcher.policy.prune_every:
+                await asyncio.to_thread(dispatcher.prune)
+                pruned_at = now
         except (SQLAlchemyError, WebhookKeyError, OSError) as exc:
             _log.error("webhook_run_failed", error=type(exc).__name__, detail=str(exc))
         else:
