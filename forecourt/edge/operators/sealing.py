@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from forecourt.edge.keyfiles import KeyFileError, create_key_file, read_key_file
 from forecourt.edge.operators.errors import TotpSecretUnreadable
 from forecourt.logging import get_logger
 from forecourt.store.edge import EdgeOperator
@@ -86,13 +87,8 @@ _KID = re.compile(r"[0-9a-f]{16}")
 _log = get_logger("edge.operators.sealing")
 
 
-class TotpKeyError(ValueError):
+class TotpKeyError(KeyFileError):
     """The TOTP key file exists but is not a key this edge wrote (size or permissions)."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
 
 
 class TotpMigrationError(RuntimeError):
@@ -153,27 +149,15 @@ class TotpKey:
         """The key in ``data_dir``, created on first start (mode 0600, never rewritten in place),
         with the pending and retired keys of a rotation as further readable keys."""
         path = data_dir / TOTP_KEY_FILE
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            current = cls._load(path).secret
-        else:
-            current = cls.generate().secret
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(current)
-            _log.info("totp_key_created", path=str(path))
+        created = create_key_file(path, _KEY_BYTES, "totp_key_created")
+        current = created if created is not None else cls._load(path).secret
         others = (data_dir / name for name in (PENDING_KEY_FILE, RETIRED_KEY_FILE))
         readable = tuple(cls._load(p).secret for p in others if p.exists())
         return cls(current, tuple(k for k in dict.fromkeys(readable) if k != current))
 
     @classmethod
     def _load(cls, path: Path) -> TotpKey:
-        if path.stat().st_mode & 0o077:
-            raise TotpKeyError(path, "readable by others than the edge (want 0600)")
-        raw = path.read_bytes()
-        if len(raw) != _KEY_BYTES:
-            raise TotpKeyError(path, f"holds {len(raw)} bytes, not a {_KEY_BYTES}-byte key")
-        return cls(raw)
+        return cls(read_key_file(path, _KEY_BYTES, TotpKeyError))
 
     # -- reaching the key from the sessions -----------------------------------------------------
 

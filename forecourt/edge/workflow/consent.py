@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forecourt.core import ConsentRecord, from_dict, to_dict
 from forecourt.edge.audit import AuditFacts, EdgeAudit, evidence_digest
+from forecourt.edge.keyfiles import KeyFileError, create_key_file, read_key_file
 from forecourt.edge.outbox import CONSENT_RECORDED, enqueue
 from forecourt.ledger.entry import EventKind
 from forecourt.logging import get_logger
@@ -48,12 +47,8 @@ _KEY_BYTES = 32
 _log = get_logger("edge.consent")
 
 
-class SubjectKeyError(ValueError):
+class SubjectKeyError(KeyFileError):
     """The subject key file exists but is not a key this edge wrote."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +69,12 @@ class SubjectKey:
     def load_or_create(cls, data_dir: Path) -> SubjectKey:
         """The key in ``data_dir``, created on first start (mode 0600, never rewritten)."""
         path = data_dir / SUBJECT_KEY_FILE
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls._load(path)
-        secret = secrets.token_bytes(_KEY_BYTES)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secret)
-        _log.info("subject_key_created", path=str(path))
-        return cls(secret)
+        created = create_key_file(path, _KEY_BYTES, "subject_key_created")
+        return cls(created if created is not None else cls._load(path).secret)
 
     @classmethod
     def _load(cls, path: Path) -> SubjectKey:
-        if path.stat().st_mode & 0o077:
-            raise SubjectKeyError(path, "readable by others than the edge (want 0600)")
-        raw = path.read_bytes()
-        if len(raw) != _KEY_BYTES:
-            raise SubjectKeyError(path, f"holds {len(raw)} bytes, not a {_KEY_BYTES}-byte key")
-        return cls(raw)
+        return cls(read_key_file(path, _KEY_BYTES, SubjectKeyError))
 
     def bind(self, sessions: sessionmaker[Session]) -> None:
         """Make the key reachable from every session of ``sessions`` (:meth:`of`)."""
