@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from forecourt.blobs import BlobStore, FileBlobStore, MemoryBlobStore
+from forecourt.cloud.activations.ledger import ActivationLedgerFollower, follow_forever
 from forecourt.cloud.activations.routes import activation_router
 from forecourt.cloud.auth import require_dealer_or_staff
 from forecourt.cloud.catalog.routes import catalog_router
@@ -56,19 +57,30 @@ def create_app(
 
     ``webhook_sealer`` seals webhook secrets; by default its key is the file
     :func:`~forecourt.cloud.integrations.sealing.default_key_path` names, read on first use.
-    The lifespan runs the webhook delivery loop beside the requests."""
+    The lifespan runs the webhook delivery loop and the activation ledger follower (applied
+    activations into the cloud's log, :mod:`forecourt.cloud.activations.ledger`) beside the
+    requests, one of each per worker process."""
     ctx = context or build_context(config)
     sealer = webhook_sealer or SecretSealer.from_file(default_key_path)
     integrations = Integrations(sealer, WebhookDispatcher(ctx.db, sealer, clock=config.clock))
+    log = TransparencyLog(
+        MerkleLogStore(ctx.db.engine),
+        config.ledger_origin,
+        config.ledger_signer or SoftwareNoteSigner.generate(),
+        clock=config.clock,
+    )
+    follower = ActivationLedgerFollower(ctx.db, log.store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         delivery = asyncio.create_task(deliver_forever(integrations.dispatcher, stop))
+        following = asyncio.create_task(follow_forever(follower, stop))
         yield
         stop.set()
         delivery.cancel()
-        await asyncio.gather(delivery, return_exceptions=True)
+        following.cancel()
+        await asyncio.gather(delivery, following, return_exceptions=True)
         integrations.dispatcher.close()
         ctx.db.dispose()
 
@@ -85,12 +97,6 @@ def create_app(
     app.state.context = ctx
     app.state.integrations = integrations
     install_problem_handlers(app)
-    log = TransparencyLog(
-        MerkleLogStore(ctx.db.engine),
-        config.ledger_origin,
-        config.ledger_signer or SoftwareNoteSigner.generate(),
-        clock=config.clock,
-    )
     # FastAPI matches routes in inclusion order: the edges' hot path first saves each of its
     # requests a scan of every other route (measured: about 3 % of an authorisation's CPU).
     app.include_router(activation_router())

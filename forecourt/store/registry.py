@@ -217,11 +217,22 @@ class ActivationRow(Base):
 
     ``status``: ``pending`` while being decided, ``issued`` (bundle held), ``refused`` (reasons
     held), ``applied``/``failed`` once the edge reports, ``expired`` when taken over after its
-    validity.
+    validity. ``ledger_index``: the cloud log's record of an applied activation, set by the
+    ledger follower (:mod:`forecourt.cloud.activations.ledger`) seconds after the report, never
+    on the authorisation path; the partial index keeps the follower's look-up to the rows it has
+    not logged yet.
     """
 
     __tablename__ = "registry_activations"
-    __table_args__ = (UniqueConstraint("open_vin"),)
+    __table_args__ = (
+        UniqueConstraint("open_vin"),
+        Index(
+            "ix_registry_activations_unlogged",
+            "created_at",
+            sqlite_where=text("status = 'applied' AND ledger_index IS NULL"),
+            postgresql_where=text("status = 'applied' AND ledger_index IS NULL"),
+        ),
+    )
 
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     request_digest: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -235,6 +246,7 @@ class ActivationRow(Base):
     activation_counter: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class OfflinePackageRow(Base):
