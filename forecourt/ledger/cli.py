@@ -145,7 +145,8 @@ def verify_history_command(
     vin: str = typer.Option(..., "--vin", help="the car the history must be about"),
 ) -> None:
     """A car's whole history offline: the checkpoint's signature, every record's inclusion, every
-    record about VIN, each listed once; then a table of what happened when.
+    record about VIN, each listed once, in time order; then a table of what happened when
+    (activations with the features they enabled, handovers, transfers, services).
 
     Proves that each record shown is in the cloud's log unchanged, not that none was left out
     (that takes the whole log: ``verify log``). Owners are shown as the commitments the log holds;
@@ -169,10 +170,12 @@ def verify_history_command(
 
 
 def history_table(vin: str, indices: list[int], records: list[ActivityRecord]) -> Table:
-    """What happened when, one verified record a row; owners only as their commitments."""
+    """What happened when, one verified record a row; owners only as their commitments, and the
+    features an activation enabled (or a revocation ended)."""
     table = Table(title=f"History of {vin}", title_justify="left")
-    for column in ("#", "date (UTC)", "kind", "what", "dealer", "owner (commitment)"):
-        table.add_column(column, no_wrap=column != "owner (commitment)")
+    columns = ("#", "date (UTC)", "kind", "what", "dealer", "owner (commitment)", "features")
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("owner (commitment)", "features"))
     for index, record in zip(indices, records, strict=True):
         owner = record.commitments.get("owner_ref")
         table.add_row(
@@ -182,6 +185,7 @@ def history_table(vin: str, indices: list[int], records: list[ActivityRecord]) -
             record.response_status,
             record.dealer_id,
             "-" if owner is None else f"{owner[:16]}…",
+            ", ".join(record.features) or "-",
         )
     return table
 

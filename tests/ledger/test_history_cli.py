@@ -161,7 +161,7 @@ Tamper = Callable[[dict[str, Any]], dict[str, Any]]
         pytest.param(_duplicated, "record {2} is listed twice", id="record-duplicated"),
         pytest.param(
             _reordered,
-            "record {0} is listed after record {1} (not in log order)",
+            "record {0} is listed after record {1} (not in time order)",
             id="records-reordered",
         ),
     ],

@@ -79,6 +79,8 @@ class ActivationFacts:
     features: tuple[str, ...]
     refusal_codes: tuple[str, ...]
     bundle_sha256: str | None
+    ledger_index: int | None = None
+    """The cloud log's record of an applied activation; ``None`` until the follower logs it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +306,7 @@ def _activation(a: ActivationFacts) -> dict[str, Any]:
         "features": list(a.features),
         "refusal_codes": list(a.refusal_codes),
         "bundle_sha256": a.bundle_sha256,
+        "ledger_index": a.ledger_index,
     }
 
 

@@ -174,6 +174,7 @@ def render_html(document: Mapping[str, Any]) -> str:
                 ("features", "Features"),
                 ("refusal_codes", "Refused for"),
                 ("bundle_sha256", "Bundle SHA-256"),
+                ("ledger_index", "Ledger #"),
             ],
         ),
         "<h2>Offline packages</h2>",

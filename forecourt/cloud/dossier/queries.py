@@ -151,6 +151,7 @@ def _activations(session: Session, vin: str) -> list[ActivationFacts]:
                     sorted({str(r.get("code")) for r in outcome.get("reasons", ())})
                 ),
                 bundle_sha256=_sha256(a.bundle),
+                ledger_index=a.ledger_index,
             )
         )
     return facts

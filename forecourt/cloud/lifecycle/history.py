@@ -1,10 +1,15 @@
-"""A car's ownership and lifecycle history, provable to a third party with the log key alone.
+"""A car's activations, ownership and lifecycle history, provable to a third party with the log
+key alone.
 
-The cloud answers a VIN with every ledger record its lifecycle changes wrote, each with an
-inclusion proof against one signed checkpoint (issued on the spot when the latest one does not
-cover the records yet). Each record is in the form ``forecourt ledger verify inclusion`` reads
-(``index``, ``tree_size``, ``hashes``, ``payload``), so a buyer or an insurer can check any one of
-them with the published log key and nothing else; :func:`verify_history` checks them all.
+The cloud answers a VIN with every ledger record its lifecycle changes wrote and every record of
+its applied activations (which the ledger follower, :mod:`forecourt.cloud.activations.ledger`,
+appends seconds after the edge's report), each with an inclusion proof against one signed
+checkpoint (issued on the spot when the latest one does not cover the records yet). Records are
+listed in time order (their timestamp, then their index): an activation is logged after the fact,
+so a handover a moment later may hold a lower index. Each record is in the form ``forecourt ledger
+verify inclusion`` reads (``index``, ``tree_size``, ``hashes``, ``payload``), so a buyer or an
+insurer can check any one of them with the published log key and nothing else;
+:func:`verify_history` checks them all.
 
 What a proof shows: each record is in the log the checkpoint describes, unchanged. What it does
 not show: that no record was left out (that takes the whole log: ``forecourt ledger export`` and
@@ -32,7 +37,7 @@ from forecourt.ledger.merkle import leaf_hash
 from forecourt.ledger.repository import leaf_input
 from forecourt.ledger.wire import b64d, b64e, inclusion_from_json, inclusion_to_json
 from forecourt.store.ledger import LedgerCheckpoint
-from forecourt.store.registry import AuditRow
+from forecourt.store.registry import ActivationRow, AuditRow
 
 HISTORY_VERSION = 1
 
@@ -82,9 +87,18 @@ def _entry(row: AuditRow) -> LifecycleEntry:
 
 
 def history_document(log: TransparencyLog, session: Session, vin: str) -> dict[str, Any]:
-    """Every ledger record of ``vin``'s lifecycle with its proof against one signed checkpoint."""
+    """Every ledger record of ``vin``'s lifecycle and activations, in time order, with its proof
+    against one signed checkpoint."""
     entries, _anchored = lifecycle_entries(session, vin)
-    indices = sorted({i for e in entries if e.origin == log.origin for i in e.indices})
+    activations = session.scalars(
+        select(ActivationRow.ledger_index).where(
+            ActivationRow.vin == vin, ActivationRow.ledger_index.is_not(None)
+        )
+    )
+    indices = sorted(
+        {i for e in entries if e.origin == log.origin for i in e.indices}
+        | {int(i) for i in activations if i is not None}
+    )
     note = log.store.latest_checkpoint_note()
     signed = SignedCheckpoint.open(note, log.verifier) if note is not None else None
     if signed is None or (indices and signed.checkpoint.size <= indices[-1]):
@@ -101,6 +115,7 @@ def history_document(log: TransparencyLog, session: Session, vin: str) -> dict[s
                 "record": decode_record(entry.payload).to_dict(),
             }
         )
+    records.sort(key=lambda item: (item["record"]["timestamp"], item["index"]))
     return {
         "history_version": HISTORY_VERSION,
         "vin": vin,
@@ -118,8 +133,8 @@ def verify_history(
     Raises a :class:`~forecourt.ledger.errors.LedgerError`: ``NoteError`` when the checkpoint is
     not signed by the key, ``ProofError`` when a record is not in the log it describes (altered,
     or proved against another checkpoint), ``EntryError`` when a record is not about ``vin``, is
-    not an activity record, or is listed twice or out of log order, ``ExportFormatError`` when the
-    document is malformed.
+    not an activity record, or is listed twice or out of time order (timestamp, then index),
+    ``ExportFormatError`` when the document is malformed.
     """
     note = document.get("checkpoint")
     raw = document.get("records")
@@ -127,17 +142,20 @@ def verify_history(
         raise ExportFormatError("a history has a 'checkpoint' note and a 'records' list")
     signed = SignedCheckpoint.open(note, verifier)
     records = [_verified(item, signed, vin) for item in _objects(raw)]
-    _once_each_in_log_order([int(item["index"]) for item in raw])
+    indices = [int(item["index"]) for item in raw]
+    _once_each_in_time_order([(r.timestamp, i) for r, i in zip(records, indices, strict=True)])
     return records
 
 
-def _once_each_in_log_order(indices: Sequence[int]) -> None:
-    """A record listed twice would show an event twice (a second owner, a second service)."""
-    for before, index in pairwise(indices):
+def _once_each_in_time_order(keys: Sequence[tuple[datetime, int]]) -> None:
+    """A record listed twice would show an event twice (a second owner, a second service); one
+    listed out of order would tell another story (a transfer before the activation it followed).
+    Records of one moment are listed in log order."""
+    for (before_at, before), (at, index) in pairwise(keys):
         if index == before:
             raise EntryError(f"record {index} is listed twice")
-        if index < before:
-            raise EntryError(f"record {index} is listed after record {before} (not in log order)")
+        if (at, index) < (before_at, before):
+            raise EntryError(f"record {index} is listed after record {before} (not in time order)")
 
 
 def _objects(raw: Sequence[object]) -> list[Mapping[str, Any]]:
