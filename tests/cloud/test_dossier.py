@@ -230,6 +230,7 @@ def test_an_activated_car_shows_its_whole_journey_in_time_order(
         "features": journey.issued["features"],
         "refusal_codes": [],
         "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
+        "ledger_index": None,  # applied, not yet logged: no follower runs in this test
     }
     [package] = document["offline_packages"]
     assert package["package_id"] == journey.offline["package_id"]
