@@ -9,9 +9,10 @@ One :meth:`WebhookDispatcher.run_once` does, each in its own short transaction:
    SKIP LOCKED) RETURNING``: on PostgreSQL concurrent workers (threads, processes, replicas)
    claim disjoint rows and never wait on each other; on SQLite the UPDATE takes the database's
    write lock, so a claim is atomic too (one cloud process writes a SQLite file).
-3. **Send** outside any transaction: ``POST`` of the event's JSON with the Standard Webhooks
-   headers, signed with every valid secret, a timeout, redirects never followed. The connection
-   is opened by :class:`~forecourt.cloud.integrations.destinations.VettingTransport`: the host is
+3. **Send** outside any transaction, up to ``policy.concurrency`` at once (a slow partner does
+   not hold up the others): ``POST`` of the event's JSON with the Standard Webhooks headers,
+   signed with every valid secret, a timeout, redirects never followed. The connection is opened
+   by :class:`~forecourt.cloud.integrations.destinations.VettingTransport`: the host is
    resolved once, every address vetted (globally routable only) and the vetted address dialled;
    a refused destination is a failed attempt (``destination_not_allowed``), never sent.
 4. **Record**: 2xx is ``delivered``; anything else (status, timeout, refused connection or
@@ -33,6 +34,7 @@ import random
 import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -88,6 +90,8 @@ class DeliveryPolicy:
     lease: timedelta = timedelta(minutes=2)
     """Longer than a send can take (timeout), so no other worker takes a row still in flight."""
     claim_batch: int = 20
+    concurrency: int = 8
+    """Sends of one claim in flight at once: a slow partner does not hold up the others."""
     fan_out_batch: int = 200
     retention: timedelta = timedelta(days=30)
     """How long a dispatched event and its finished deliveries are kept (:meth:`prune`)."""
@@ -98,8 +102,14 @@ class DeliveryPolicy:
             raise ValueError(f"unusable delivery policy {self}")
         if self.retention <= timedelta(0):
             raise ValueError("the retention must be positive")
-        if self.lease.total_seconds() <= self.timeout_s:
-            raise ValueError("the lease must outlast the request timeout")
+        if self.concurrency < 1:
+            raise ValueError(f"unusable delivery policy {self}")
+        rounds = -(-self.claim_batch // self.concurrency)  # sends of one claim, one after another
+        if self.lease.total_seconds() <= rounds * self.timeout_s:
+            raise ValueError(
+                f"the lease must outlast a claim's sends ({rounds} x the {self.timeout_s} s "
+                "timeout), or another worker could send a delivery still in flight"
+            )
 
     def backoff(self, attempt: int, rng: random.Random) -> timedelta:
         """Delay after failed attempt ``attempt`` (1-based): doubled each time, capped, then
@@ -185,8 +195,12 @@ class WebhookDispatcher:
             trust_env=False,
             headers={"user-agent": USER_AGENT},
         )
+        self._pool = ThreadPoolExecutor(
+            self.policy.concurrency, thread_name_prefix="webhook-send"
+        )  # the client and the database pool are shared by the sends, both thread-safe
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self._client.close()
 
     def now(self) -> datetime:
@@ -202,7 +216,7 @@ class WebhookDispatcher:
         while not stopping.is_set() and (fanned := self.fan_out()):
             report.fanned_out += fanned
         while not stopping.is_set() and (claimed := self.claim()):
-            report.attempts.extend(self.send(c) for c in claimed)
+            report.attempts.extend(self._pool.map(self.send, claimed))
         return report
 
     def prune(self) -> tuple[int, int]:
