@@ -15,7 +15,6 @@ in force: a bad write can never drop a revocation.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,23 +24,18 @@ from cryptography import x509
 
 from forecourt.logging import get_logger
 from forecourt.trust.certificates import load_crl
-from forecourt.trust.crl_reload import check_root_crl, crl_number, supersedes
+from forecourt.trust.crl_reload import (
+    FileVersion,
+    check_root_crl,
+    crl_number,
+    file_version,
+    supersedes,
+)
 from forecourt.trust.errors import CertificateFormatError, CrlInvalid
 
 __all__ = ["CrlFile"]
 
 _log = get_logger("cloud.crl_files")
-
-_Version = tuple[int, int, int, int]
-
-
-def _version(path: Path) -> _Version | None:
-    """What changes when the file is rewritten or replaced (``os.replace`` gives a new inode)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class CrlFile:
@@ -62,11 +56,11 @@ class CrlFile:
         self._roots = tuple(roots)
         self._clock = clock
         self._lock = threading.Lock()
-        self._seen: _Version | None = None
+        self._seen: FileVersion | None = None
         self._held: x509.CertificateRevocationList | None = None
 
     def __call__(self) -> x509.CertificateRevocationList | None:
-        version = _version(self._path)
+        version = file_version(self._path)
         with self._lock:
             if version is None or version == self._seen:
                 return self._held

@@ -66,9 +66,11 @@ from forecourt.trust.errors import CertificateFormatError, CrlInvalid
 __all__ = [
     "ROOT_CRL_FILE",
     "CrlReloader",
+    "FileVersion",
     "check_root_crl",
     "crl_etag",
     "crl_number",
+    "file_version",
     "supersedes",
 ]
 
@@ -82,7 +84,8 @@ ContextBuilder = Callable[[Path, bool], ssl.SSLContext]
 """Builds a complete server context whose CRLs are the file at the given path; the flag says
 the file holds the root's CRL too, so every CA of a client's path must be checked."""
 
-_FileKey = tuple[int, int, int, int]
+FileVersion = tuple[int, int, int, int]
+"""What :func:`file_version` returns: device, inode, mtime (ns) and size."""
 
 
 def crl_etag(der: bytes) -> str:
@@ -136,7 +139,7 @@ def check_root_crl(
         )
 
 
-def _file_key(path: Path) -> _FileKey | None:
+def file_version(path: Path) -> FileVersion | None:
     """What changes when the file is rewritten or replaced (``os.replace`` gives a new inode)."""
     try:
         st = os.stat(path)
@@ -150,7 +153,7 @@ class _Watched:
     """One CRL file and the CRL from it that is in force."""
 
     path: Path
-    seen: _FileKey | None
+    seen: FileVersion | None
     held: x509.CertificateRevocationList | None
 
 
@@ -169,9 +172,9 @@ class CrlReloader:
         self._build = build
         self._roots = tuple(roots)
         self._lock = threading.Lock()
-        self._leaf = _Watched(path, _file_key(path), load_crl(path.read_bytes()))
+        self._leaf = _Watched(path, file_version(path), load_crl(path.read_bytes()))
         root_path = path.with_name(ROOT_CRL_FILE)
-        self._root = _Watched(root_path, _file_key(root_path), None)
+        self._root = _Watched(root_path, file_version(root_path), None)
         if self._root.seen is not None:
             try:
                 root_crl = load_crl(root_path.read_bytes())
@@ -234,7 +237,7 @@ class CrlReloader:
     def current(self) -> ssl.SSLContext | None:
         """The context with the newest CRLs, reloading them if a file changed; ``None`` while
         the listening context's own CRLs are still the newest."""
-        leaf_key, root_key = _file_key(self._leaf.path), _file_key(self._root.path)
+        leaf_key, root_key = file_version(self._leaf.path), file_version(self._root.path)
         with self._lock:
             changed, previous = False, self.number
             if leaf_key is not None and leaf_key != self._leaf.seen:
